@@ -1,0 +1,111 @@
+"""Tee a file descriptor (1 or 2) into a file, below Python.
+
+Pointing the fd at a pipe, rather than swapping ``sys.stdout``, catches what
+subprocesses, C extensions and ``os.write`` print too. A pump thread copies
+the pipe to the file and to the original terminal in bounded chunks, so a run
+printing gigabytes needs no more memory than one chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+
+_CHUNK = 1 << 16
+# How long stop() waits for the pump after restoring the fd. A child process
+# that inherited the pipe keeps it open; the pump then carries on by itself.
+_JOIN_TIMEOUT = 5.0
+
+
+def _flush_python_streams() -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class FdTee:
+    """Copy everything written to ``fd`` into ``path`` (appending) while it
+    still reaches wherever ``fd`` pointed before."""
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self.fd = fd
+        self.path = path
+        self._saved: int | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        _flush_python_streams()
+        out = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            saved = os.dup(self.fd)
+        except OSError:
+            os.close(out)  # fd is closed: nothing to capture
+            return
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, self.fd)
+        os.close(write_end)
+        self._saved = saved
+        self._thread = threading.Thread(
+            target=self._pump,
+            args=(read_end, out, saved, self.path),
+            name=f"meticulous-tee-{self.fd}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    @staticmethod
+    def _pump(read_end: int, out: int, terminal: int, out_path: Path) -> None:
+        terminal_ok = True
+        file_ok = True
+        try:
+            while True:
+                data = os.read(read_end, _CHUNK)
+                if not data:
+                    break
+                if file_ok:
+                    try:
+                        _write_all(out, data)
+                    except OSError as e:
+                        # Disk full or the like: the program's own output must
+                        # keep flowing, so only the copy stops.
+                        file_ok = False
+                        data = (
+                            f"meticulous-hydra: stopped copying output to {out_path}: {e}\n".encode()
+                            + data
+                        )
+                if terminal_ok:
+                    try:
+                        _write_all(terminal, data)
+                    except OSError:
+                        terminal_ok = False  # terminal went away: keep the file going
+        finally:
+            for fd in (read_end, out, terminal):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        """Point ``fd`` back where it was and let the pump drain the pipe."""
+        if self._saved is None:
+            return
+        _flush_python_streams()
+        saved, self._saved = self._saved, None
+        # dup2 closes our pipe's write end held at fd: the pump sees EOF once
+        # no child holds a copy of it.
+        os.dup2(saved, self.fd)
+        if self._thread is not None:
+            self._thread.join(_JOIN_TIMEOUT)
+            self._thread = None

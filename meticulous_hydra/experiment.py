@@ -1,0 +1,359 @@
+"""The recorder: one :class:`Experiment` owns one experiment folder for one run."""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from . import layout
+from .capture import FdTee
+from .environment import process_metadata
+from .gitstate import GitState, read_git_state
+from .hooks import HOOKS
+from .layout import RecordingError
+from .redact import DEFAULT_PATTERNS, Redactor
+
+HEARTBEAT_SECONDS = 60.0
+_NOT_GIVEN: Any = object()
+
+
+class ResumeMismatchError(RecordingError):
+    """An explicit experiment id exists but was recorded with another config or commit."""
+
+
+_active: list[Experiment] = []
+
+
+def current() -> Experiment | None:
+    """The innermost experiment recording in this process, or None."""
+    return _active[-1] if _active else None
+
+
+def status_from_exception(exc: BaseException) -> tuple[str, str]:
+    """The STATUS line and detail that an exception ending a run stands for."""
+    if isinstance(exc, KeyboardInterrupt):
+        return layout.INTERRUPTED, "KeyboardInterrupt"
+    if isinstance(exc, SystemExit):
+        return status_from_exit_code(exc.code)
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return layout.ERROR, detail
+
+
+def status_from_exit_code(code: object) -> tuple[str, str]:
+    if code is None or code == 0:
+        return layout.SUCCESS, ""
+    if isinstance(code, int):
+        return layout.ERROR, f"exit code {code}"
+    return layout.ERROR, f"exit code 1: {code}"
+
+
+def _plain_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    return layout.to_jsonable(dict(config or {}), strict=False)
+
+
+def _dump_yaml(data: Any) -> str:
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(
+        data,
+        Dumper=dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
+
+
+class Experiment:
+    """Record one run into a numbered folder under ``root``.
+
+    Creating the object starts the run: it checks git (refusing uncommitted
+    changes unless ``allow_dirty``), claims the folder, writes config.yaml,
+    metadata.json and STATUS, and starts capturing stdout/stderr. ``finish()``
+    (or leaving the ``with`` block, or the process exiting) ends it.
+
+    ``folder`` records into that exact folder instead of a numbered one (the
+    Hydra callback uses it for folders it claimed already). With
+    ``experiment_id`` an existing folder is resumed when config and commit
+    match. ``norecord`` records nothing at all.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        root: str | os.PathLike[str] = "experiments",
+        experiment_id: str | None = None,
+        description: str = "",
+        allow_dirty: bool = False,
+        norecord: bool = False,
+        capture_output: bool = True,
+        overrides: Sequence[str] = (),
+        metadata: Mapping[str, Any] | None = None,
+        code_dir: str | os.PathLike[str] | None = None,
+        folder: str | os.PathLike[str] | None = None,
+        git_state: GitState | None = _NOT_GIVEN,
+        redact: Sequence[str] | None = DEFAULT_PATTERNS,
+        allow_dirty_hint: str = "allow_dirty=True",
+    ) -> None:
+        self.norecord = norecord
+        self.description = description
+        self._finished = False
+        self._tees: list[FdTee] = []
+        self._metrics_fd: int | None = None
+        self._beat_stop = threading.Event()
+        self._pending: tuple[str, str] | None = None
+        self._summary: dict[str, Any] = {}
+        self.restarts = 0
+        self.resumed = False
+        if norecord:
+            self.dir = Path.cwd()
+            self.id: str | None = None
+            self.config = _plain_config(config)
+            _active.append(self)
+            return
+
+        redactor = Redactor(redact)
+        redacted: list[str] = []
+        self.config = redactor.tree(_plain_config(config), found=redacted)
+        code_path = Path(code_dir) if code_dir is not None else Path.cwd()
+        if git_state is _NOT_GIVEN:
+            git_state = read_git_state(
+                code_path, allow_dirty=allow_dirty, flag_hint=allow_dirty_hint
+            )
+        self.git = git_state
+
+        if folder is not None:
+            self.dir = Path(folder).absolute()
+            layout.ensure_root(self.dir.parent)
+            self.dir.mkdir(exist_ok=True)
+            self.resumed = (self.dir / layout.METADATA).exists()
+        else:
+            root_path = layout.ensure_root(root)
+            if experiment_id is not None:
+                self.dir = root_path / layout.validate_id(experiment_id)
+                try:
+                    self.dir.mkdir()
+                except FileExistsError:
+                    self.resumed = True
+            else:
+                self.dir = layout.claim_next(root_path)
+        self.id = self.dir.name
+
+        start = layout.now()
+        self.metadata: dict[str, Any] = {
+            "format_version": layout.FORMAT_VERSION,
+            "id": self.id,
+            "description": description,
+            "start_time": start.isoformat(),
+            "end_time": None,
+            "duration": None,
+            "restarts": 0,
+            **process_metadata(),
+            "git": git_state.as_metadata() if git_state else None,
+            "overrides": redactor.overrides(list(overrides)),
+            "redacted": redacted,
+            "heartbeat_seconds": HEARTBEAT_SECONDS,
+        }
+        self.metadata["argv"] = redactor.argv(self.metadata["argv"])
+        if metadata:
+            self.metadata.update(layout.to_jsonable(dict(metadata), strict=False))
+        self._start_time = start
+        if self.resumed:
+            self._take_over_existing()
+
+        try:
+            self._write_start_files()
+        except OSError as e:
+            raise RecordingError(
+                f"cannot write to experiment folder {self.dir}: {e.strerror or e}"
+            ) from e
+        if capture_output:
+            self._start_capture()
+        _active.append(self)
+        HOOKS.install()
+        threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
+
+    # -- start -------------------------------------------------------------
+
+    def _take_over_existing(self) -> None:
+        """Continue an existing folder: same config and commit, or a clear error."""
+        meta_path = self.dir / layout.METADATA
+        try:
+            old_meta = layout.read_json(meta_path)
+            old_config = layout.read_json(self.dir / layout.CONFIG_JSON)
+        except (OSError, ValueError) as e:
+            raise ResumeMismatchError(
+                f"cannot resume experiment {self.dir}: {meta_path.name} or {layout.CONFIG_JSON} "
+                f"is unreadable ({e}); choose another experiment id"
+            ) from e
+        if old_config != self.config:
+            keys = sorted(_diff_keys(old_config, self.config))
+            raise ResumeMismatchError(
+                f"cannot resume experiment {self.id} in {self.dir.parent}: its config differs in "
+                f"{', '.join(keys[:5])}; use another experiment id or the same settings"
+            )
+        old_sha = (old_meta.get("git") or {}).get("sha")
+        new_sha = self.git.sha if self.git else None
+        if old_sha != new_sha:
+            raise ResumeMismatchError(
+                f"cannot resume experiment {self.id} in {self.dir.parent}: it was recorded at commit "
+                f"{old_sha} but the code is at {new_sha}; check out {old_sha} or use another id"
+            )
+        self.restarts = int(old_meta.get("restarts") or 0) + 1
+        self.metadata["restarts"] = self.restarts
+        self.metadata["start_time"] = old_meta.get("start_time", self.metadata["start_time"])
+        self.metadata["restart_times"] = [
+            *old_meta.get("restart_times", []),
+            self._start_time.isoformat(),
+        ]
+        try:
+            self._summary = layout.read_json(self.dir / layout.SUMMARY)
+        except (OSError, ValueError):
+            self._summary = {}
+        banner = f"\n===== meticulous-hydra: restart {self.restarts} at {self._start_time.isoformat()} =====\n"
+        for name in (layout.STDOUT, layout.STDERR):
+            with open(self.dir / name, "a", encoding="utf-8") as f:
+                f.write(banner)
+
+    def _write_start_files(self) -> None:
+        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self.config))
+        layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
+        if self.git is not None and self.git.diff:
+            (self.dir / "git.diff").write_bytes(self.git.diff)
+        self._write_metadata()
+        layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
+
+    def _write_metadata(self) -> None:
+        layout.write_json(self.dir / layout.METADATA, self.metadata)
+
+    def _start_capture(self) -> None:
+        for fd, name in ((1, layout.STDOUT), (2, layout.STDERR)):
+            tee = FdTee(fd, self.dir / name)
+            tee.start()
+            self._tees.append(tee)
+
+    def _heartbeat(self) -> None:
+        # STATUS's mtime is the sign of life the reader checks for runs on
+        # other hosts, where it can't look up the pid.
+        while not self._beat_stop.wait(HEARTBEAT_SECONDS):
+            try:
+                os.utime(self.dir / layout.STATUS)
+            except OSError:
+                pass
+
+    # -- during the run ------------------------------------------------------
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        """Merge ``values`` into summary.json (nested dicts merge by key)."""
+        if self.norecord:
+            return
+        converted = layout.to_jsonable(dict(values), strict=True)
+        merged = layout.deep_merge(_copy_tree(self._summary), converted)
+        layout.write_json(self.dir / layout.SUMMARY, merged)
+        self._summary = merged
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``."""
+        if self.norecord:
+            return
+        record = {"step": step, "time": layout.now().isoformat()}
+        record.update(layout.to_jsonable(dict(metrics), strict=True))
+        line = (layout.dumps_json(record, indent=None) + "\n").encode("utf-8")
+        if self._metrics_fd is None:
+            self._metrics_fd = os.open(
+                self.dir / layout.METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666
+            )
+        # One write per line: a crash never leaves half a line before a whole one.
+        os.write(self._metrics_fd, line)
+
+    def open(self, name: str | os.PathLike[str], mode: str = "r", **kwargs: Any) -> IO[Any]:
+        """Open a file inside the experiment folder (the cwd under norecord);
+        parent folders are created for writing."""
+        path = Path(name)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"{name}: give a path inside the experiment folder")
+        path = self.dir / path
+        if any(c in mode for c in "wax+"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, mode, **kwargs)
+
+    # -- end -----------------------------------------------------------------
+
+    def mark(self, status: str, detail: str = "") -> None:
+        """Write a final-looking status now, without ending the run: what a
+        signal or ``sys.exit`` means if the process dies before finishing."""
+        if self.norecord or self._finished:
+            return
+        self._pending = (status, detail)
+        try:
+            self._write_end(status, detail)
+        except OSError:
+            pass
+
+    def _write_end(self, status: str, detail: str) -> None:
+        end = layout.now()
+        self.metadata["end_time"] = end.isoformat()
+        self.metadata["duration"] = round((end - self._start_time).total_seconds(), 6)
+        self._write_metadata()
+        layout.write_status(self.dir / layout.STATUS, status, detail)
+
+    def finish(self, status: str | None = None, detail: str = "") -> None:
+        """End the run: write STATUS (default SUCCESS, or what a pending exit
+        said), end time and duration, and restore every stream and hook."""
+        if self._finished:
+            return
+        self._finished = True
+        if self in _active:
+            _active.remove(self)
+        if not _active:
+            HOOKS.uninstall()
+        if self.norecord:
+            return
+        if status is None:
+            status, detail = self._pending or (layout.SUCCESS, "")
+        self._beat_stop.set()
+        for tee in reversed(self._tees):
+            tee.stop()
+        self._tees.clear()
+        if self._metrics_fd is not None:
+            os.close(self._metrics_fd)
+            self._metrics_fd = None
+        self._write_end(status, detail)
+
+    def finish_from_exception(self, exc: BaseException) -> None:
+        self.finish(*status_from_exception(exc))
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.finish()
+        else:
+            self.finish_from_exception(exc)
+        # never swallow: the exception goes on up
+
+    def __repr__(self) -> str:
+        return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
+
+
+def _copy_tree(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    return value
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: set[str] = set()
+        for k in a.keys() | b.keys():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            out |= _diff_keys(a.get(k, _NOT_GIVEN), b.get(k, _NOT_GIVEN), key)
+        return out
+    return set() if a == b else {prefix or "<root>"}

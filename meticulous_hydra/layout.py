@@ -1,0 +1,228 @@
+"""The on-disk format of an experiments root, shared by the writer and the reader.
+
+Everything that decides a file name, how a folder is numbered, or how a file is
+written lives here; docs/FORMAT.md is the prose version of this module.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path, PurePath
+from typing import Any
+
+FORMAT_VERSION = 1
+
+CONFIG_YAML = "config.yaml"
+CONFIG_JSON = "config.json"
+METADATA = "metadata.json"
+STATUS = "STATUS"
+STDOUT = "stdout"
+STDERR = "stderr"
+SUMMARY = "summary.json"
+METRICS = "metrics.jsonl"
+ROOT_GITIGNORE = ".gitignore"
+# Requeued SLURM jobs find their folder again through markers kept here.
+SWEEPS_DIR = ".sweeps"
+
+RUNNING = "RUNNING"
+SUCCESS = "SUCCESS"
+ERROR = "ERROR"
+INTERRUPTED = "INTERRUPTED"
+DIED = "DIED"
+FINAL_STATUSES = (SUCCESS, ERROR, INTERRUPTED)
+STATUSES = (RUNNING, *FINAL_STATUSES)
+
+# JSON has no NaN or infinity: NaN is written as null and +-inf as +-1e999,
+# which every JSON parser reads back as a float overflowing to +-inf.
+_POS_INF = "1e999"
+_NEG_INF = "-1e999"
+# to_jsonable stands infinities in as these strings, which dumps_json swaps for
+# the numbers; a NUL byte can't come from a user string unescaped.
+_INF_MARK = "\\u0000meticulous-inf"
+
+_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
+class RecordingError(Exception):
+    """A run could not be recorded; the message says why and what to do."""
+
+
+class InvalidIdError(RecordingError, ValueError):
+    """An experiment id that is not one safe path component."""
+
+
+def validate_id(experiment_id: str) -> str:
+    """Return the id if it is one path component of ``[A-Za-z0-9._-]``, else raise."""
+    text = str(experiment_id)
+    if not _ID_RE.fullmatch(text) or text in (".", ".."):
+        raise InvalidIdError(
+            f"invalid experiment id {text!r}: use 1-255 characters from A-Z a-z 0-9 . _ - "
+            "(not '.' or '..')"
+        )
+    return text
+
+
+def is_numbered(name: str) -> bool:
+    return name.isascii() and name.isdigit()
+
+
+def ensure_root(root: str | os.PathLike[str]) -> Path:
+    """Create the experiments root (with parents) and the ``*`` .gitignore that keeps
+    it out of the user's git status; return its absolute path."""
+    path = Path(root).expanduser().absolute()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        ignore = path / ROOT_GITIGNORE
+        if not ignore.exists():
+            atomic_write_text(ignore, "*\n")
+    except OSError as e:
+        raise RecordingError(
+            f"cannot create the experiments root {path}: {e.strerror or e}; "
+            "choose another root or fix its permissions"
+        ) from e
+    return path
+
+
+def claim_next(root: Path) -> Path:
+    """Atomically create the next numbered folder under ``root`` and return it.
+
+    ``mkdir`` either creates the folder or fails, on local and network file
+    systems alike, so two processes can never get the same number; a loser of
+    a race simply tries the next one.
+    """
+    numbers = [int(e.name) for e in os.scandir(root) if is_numbered(e.name)]
+    candidate = max(numbers, default=0) + 1
+    while True:
+        path = root / str(candidate)
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            candidate += 1
+        except OSError as e:
+            raise RecordingError(
+                f"cannot create experiment folder {path}: {e.strerror or e}"
+            ) from e
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` so that ``path`` holds either its old or its new content,
+    whatever happens to the process meanwhile."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def dumps_json(obj: Any, *, indent: int | None = 2) -> str:
+    """Serialise an object already converted by :func:`to_jsonable`."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+    if _INF_MARK in text:
+        text = text.replace(f'"{_INF_MARK}+"', _POS_INF).replace(f'"{_INF_MARK}-"', _NEG_INF)
+    return text
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, dumps_json(obj) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_status(path: Path, status: str, detail: str = "") -> None:
+    text = status + "\n" + (detail.rstrip("\n") + "\n" if detail else "")
+    atomic_write_text(path, text)
+
+
+def parse_status(text: str) -> tuple[str, str]:
+    """Split STATUS content into its first line and the detail after it."""
+    first, _, rest = text.partition("\n")
+    return first.strip(), rest.rstrip("\n")
+
+
+def now() -> _dt.datetime:
+    return _dt.datetime.now().astimezone()
+
+
+class NotSerializable(TypeError):
+    """A value that has no faithful JSON form."""
+
+
+def to_jsonable(value: Any, *, strict: bool = True, key: str = "") -> Any:
+    """Convert ``value`` to plain JSON types.
+
+    numpy scalars and arrays, Path, Enum, datetime, sets and tuples are
+    converted; NaN becomes None. Anything else raises :class:`NotSerializable`
+    naming ``key`` when ``strict``, or is stored as ``str(value)`` otherwise.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "\x00meticulous-inf" + ("+" if value > 0 else "-")
+        return None if math.isnan(value) else value
+    if isinstance(value, Mapping):
+        return {
+            str(k): to_jsonable(v, strict=strict, key=f"{key}.{k}" if key else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
+        return [to_jsonable(v, strict=strict, key=f"{key}[{i}]") for i, v in enumerate(items)]
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        # numpy scalars and arrays both have tolist(); no numpy import needed.
+        return to_jsonable(value.tolist(), strict=strict, key=key)
+    if (
+        hasattr(value, "item")
+        and callable(value.item)
+        and type(value).__module__
+        in (
+            "torch",
+            "jax",
+        )
+    ):
+        return to_jsonable(value.item(), strict=strict, key=key)
+    if isinstance(getattr(value, "name", None), str) and hasattr(value, "fileno"):
+        return value.name  # an open file, e.g. from argparse.FileType
+    if strict:
+        raise NotSerializable(
+            f"{key or 'value'}: cannot store a {type(value).__name__} as JSON; "
+            "convert it to a number, string, list or dict"
+        )
+    return str(value)
+
+
+def deep_merge(base: dict, update: Mapping) -> dict:
+    """Merge ``update`` into ``base`` in place: nested dicts merge key by key."""
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            deep_merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def is_experiment_dir(path: Path) -> bool:
+    """A folder the recorder wrote: it has a STATUS or a metadata.json."""
+    return (path / STATUS).exists() or (path / METADATA).exists()

@@ -1,7 +1,7 @@
 """A toy training script with a Hydra config, recorded by meticulous-hydra.
 
-    python examples/train.py hydra/callbacks=meticulous optimizer=adam
-    python examples/train.py -m hydra/callbacks=meticulous model=mlp,resnet optimizer.lr=0.01,0.1,1.0
+python examples/train.py hydra/callbacks=meticulous optimizer=adam
+python examples/train.py -m hydra/callbacks=meticulous model=mlp,resnet optimizer.lr=0.01,0.1,1.0
 """
 
 from __future__ import annotations

@@ -214,7 +214,12 @@ class MeticulousCallback(Callback):
                 description=self.description,
                 capture_output=self.capture_output,
                 overrides=task_overrides,
-                metadata={"adapter": "hydra", "hydra": hydra_meta, "sweep": sweep, "missing": missing},
+                metadata={
+                    "adapter": "hydra",
+                    "hydra": hydra_meta,
+                    "sweep": sweep,
+                    "missing": missing,
+                },
                 code_dir=Path(code_file).parent if code_file else None,
                 git_state=self._git,
                 redact=self.redact,

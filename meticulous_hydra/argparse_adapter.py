@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from .layout import to_jsonable
@@ -160,7 +158,6 @@ def record(
     overrides = changed_arguments(parser, namespace)
     for dest in options:
         delattr(namespace, dest)
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     try:
         exp = Experiment(
             vars(namespace),
@@ -172,7 +169,6 @@ def record(
             capture_output=capture_output,
             overrides=overrides,
             metadata={"adapter": "argparse"},
-            code_dir=script.parent if script is not None and script.is_file() else None,
             redact=redact,
             allow_dirty_hint="--allow-dirty",
         )

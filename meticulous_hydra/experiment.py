@@ -118,10 +118,12 @@ class Experiment:
             _active.append(self)
             return
 
+        if experiment_id is not None:
+            experiment_id = layout.validate_id(experiment_id)
         redactor = Redactor(redact)
         redacted: list[str] = []
         self.config = redactor.tree(_plain_config(config), found=redacted)
-        code_path = Path(code_dir) if code_dir is not None else Path.cwd()
+        code_path = Path(code_dir) if code_dir is not None else _script_dir()
         if git_state is _NOT_GIVEN:
             git_state = read_git_state(
                 code_path, allow_dirty=allow_dirty, flag_hint=allow_dirty_hint
@@ -136,7 +138,7 @@ class Experiment:
         else:
             root_path = layout.ensure_root(root)
             if experiment_id is not None:
-                self.dir = root_path / layout.validate_id(experiment_id)
+                self.dir = root_path / experiment_id
                 try:
                     self.dir.mkdir()
                 except FileExistsError:
@@ -341,6 +343,16 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
+
+
+def _script_dir() -> Path:
+    """Where the running program's code lives: the script's folder, else the cwd."""
+    import sys
+
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.is_file():
+        return script.resolve().parent
+    return Path.cwd()
 
 
 def _copy_tree(value: Any) -> Any:

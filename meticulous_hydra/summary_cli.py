@@ -320,7 +320,7 @@ def _priority(column: str) -> int:
     """Which columns stay when the terminal is narrow: lowest first."""
     order = ("status", "summary.", "status_detail", "config.", "duration", "start_time")
     for rank, prefix in enumerate(order):
-        if column == prefix or prefix.endswith(".") and column.startswith(prefix):
+        if column == prefix or (prefix.endswith(".") and column.startswith(prefix)):
             return rank
     return len(order)
 

@@ -102,14 +102,15 @@ def _defaults(parser: argparse.ArgumentParser, namespace: argparse.Namespace) ->
 
 
 def _format_value(value: Any) -> str:
+    """A value as Hydra writes it in an override: ``null``, ``true``, ``[a,b]``."""
+    value = to_jsonable(value, strict=False)
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list):
         return "[" + ",".join(_format_value(v) for v in value) + "]"
-    plain = to_jsonable(value, strict=False)
-    return plain if isinstance(plain, str) else _format_value(plain)
+    return str(value)
 
 
 def changed_arguments(parser: argparse.ArgumentParser, namespace: argparse.Namespace) -> list[str]:

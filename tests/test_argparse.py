@@ -1,0 +1,287 @@
+"""The argparse adapter: record(parser) on real scripts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import PROJECT, git, run_python, status_of, write_script
+
+FEATURES = """
+import argparse, enum, sys
+from pathlib import Path
+from meticulous_hydra import record
+
+class Mode(enum.Enum):
+    FAST = "fast"
+    SLOW = "slow"
+
+p = argparse.ArgumentParser(fromfile_prefix_chars="@")
+p.add_argument("data", type=Path)
+p.add_argument("--required", required=True)
+p.add_argument("--lr", type=float, default="0.1")
+p.add_argument("--flag", action="store_true")
+p.add_argument("--no-thing", dest="thing", action="store_false")
+p.add_argument("--tag", action="append")
+p.add_argument("-v", action="count", default=0)
+p.add_argument("--opt", choices=["sgd", "adam"], default="sgd")
+p.add_argument("--mode", type=Mode, default=Mode.FAST)
+p.add_argument("--hidden", default=argparse.SUPPRESS)
+p.add_argument("--nothing", default=None)
+g = p.add_mutually_exclusive_group()
+g.add_argument("--cpu", action="store_true")
+g.add_argument("--gpu", type=int)
+p.add_argument("--out", type=argparse.FileType("w"), default=None)
+sub = p.add_subparsers(dest="cmd")
+s1 = sub.add_parser("fit")
+s1.add_argument("--epochs", type=int, default=3)
+s2 = sub.add_parser("eval")
+s2.add_argument("--split", default="val")
+args, exp = record(p)
+print("NAMESPACE", sorted(vars(args)))
+"""
+
+
+@pytest.fixture
+def features(repo: Path) -> Path:
+    write_script(repo, "feat.py", FEATURES)
+    git(repo, "add", "feat.py")
+    git(repo, "commit", "-qm", "features")
+    return repo
+
+
+def recorded(repo: Path, n: int = 1) -> tuple[dict, dict]:
+    folder = repo / "experiments" / str(n)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    meta = json.loads((folder / "metadata.json").read_text())
+    return config, meta
+
+
+def test_every_argparse_feature_is_recorded_with_types(features: Path) -> None:
+    (features / "args.txt").write_text("--lr\n0.5\n")
+    argv = [
+        "feat.py",
+        "--required",
+        "r",
+        "-vv",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "@args.txt",
+        "--flag",
+        "--mode",
+        "slow",
+        "--hidden",
+        "h",
+        "--gpu",
+        "1",
+        "--out",
+        "o.txt",
+        "--no-thing",
+        "--opt",
+        "adam",
+        "mydata",
+        "fit",
+        "--epochs",
+        "7",
+    ]
+    proc = run_python(argv, features, check=True)
+    assert "meticulous" not in proc.stdout  # the meticulous options are taken out of the Namespace
+    config, meta = recorded(features)
+    assert config == {
+        "data": "mydata",
+        "required": "r",
+        "lr": 0.5,
+        "flag": True,
+        "thing": False,
+        "tag": ["a", "b"],
+        "v": 2,
+        "opt": "adam",
+        "mode": "SLOW",
+        "hidden": "h",
+        "nothing": None,
+        "cpu": False,
+        "gpu": 1,
+        "out": "o.txt",
+        "cmd": "fit",
+        "epochs": 7,
+    }
+    assert sorted(meta["overrides"]) == sorted(
+        [
+            "data=mydata",
+            "required=r",
+            "lr=0.5",
+            "flag=true",
+            "thing=false",
+            "tag=[a,b]",
+            "v=2",
+            "opt=adam",
+            "mode=SLOW",
+            "hidden=h",
+            "gpu=1",
+            "out=o.txt",
+            "cmd=fit",
+            "epochs=7",
+        ]
+    )
+    assert meta["adapter"] == "argparse"
+
+
+def test_overrides_list_only_what_differs_from_defaults(features: Path) -> None:
+    # a value given but equal to the default is not an override; string
+    # defaults are compared after the type converter, as argparse does
+    run_python(
+        ["feat.py", "d", "--required", "x", "--lr", "0.1", "--opt", "sgd", "eval"],
+        features,
+        check=True,
+    )
+    _, meta = recorded(features)
+    assert meta["overrides"] == ["data=d", "required=x", "cmd=eval"]
+
+
+def test_defaults_of_the_meticulous_group_can_be_set_by_the_script(repo: Path) -> None:
+    write_script(
+        repo,
+        "s.py",
+        """
+        import argparse
+        from meticulous_hydra import record
+        p = argparse.ArgumentParser()
+        p.add_argument("--seed", type=int, default=0)
+        args, exp = record(p, description="baseline sweep", experiments_dir="runs")
+        print(exp.id)
+        """,
+    )
+    git(repo, "add", "s.py")
+    git(repo, "commit", "-qm", "s")
+    run_python(["s.py"], repo, check=True)
+    meta = json.loads((repo / "runs" / "1" / "metadata.json").read_text())
+    assert meta["description"] == "baseline sweep"
+    run_python(["s.py", "--description", "other", "--experiments-dir", "runs2"], repo, check=True)
+    assert (
+        json.loads((repo / "runs2" / "1" / "metadata.json").read_text())["description"] == "other"
+    )
+
+
+def test_help_and_parse_errors_create_nothing(features: Path) -> None:
+    proc = run_python(["feat.py", "--help"], features)
+    assert proc.returncode == 0
+    assert (
+        "meticulous" in proc.stdout
+        and "--experiment-id" in proc.stdout
+        and "--norecord" in proc.stdout
+    )
+    proc = run_python(["feat.py", "d", "--lr", "fast"], features)
+    assert proc.returncode == 2 and "usage:" in proc.stderr and "invalid float value" in proc.stderr
+    assert not (features / "experiments").exists()
+
+
+def test_norecord(features: Path) -> None:
+    (features / "README").write_text("dirty is fine without recording\n")
+    proc = run_python(["feat.py", "d", "--required", "x", "--norecord"], features, check=True)
+    assert "NAMESPACE" in proc.stdout
+    assert not (features / "experiments").exists()
+
+
+def test_dirty_tree_is_a_one_line_error(features: Path) -> None:
+    (features / "README").write_text("changed\n")
+    proc = run_python(["feat.py", "d", "--required", "x"], features)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0
+    assert "README" in proc.stderr and "--allow-dirty" in proc.stderr
+    proc = run_python(["feat.py", "d", "--required", "x", "--allow-dirty"], features, check=True)
+    _, meta = recorded(features)
+    assert meta["git"]["dirty"] is True
+
+
+def test_resume_with_experiment_id(features: Path) -> None:
+    base = ["feat.py", "d", "--required", "x", "--experiment-id", "run-a"]
+    run_python(base, features, check=True)
+    run_python(base, features, check=True)
+    meta = json.loads((features / "experiments" / "run-a" / "metadata.json").read_text())
+    assert meta["restarts"] == 1
+    proc = run_python([*base, "--lr", "0.9"], features)
+    assert proc.returncode == 1 and "config differs in lr" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    proc = run_python(["feat.py", "d", "--required", "x", "--experiment-id", "../escape"], features)
+    assert proc.returncode == 1 and "invalid experiment id" in proc.stderr
+    assert not (features / "escape").exists()
+
+
+def test_a_loop_of_experiments_in_one_script(repo: Path) -> None:
+    write_script(
+        repo,
+        "seeds.py",
+        """
+        import argparse
+        from meticulous_hydra import Experiment, record
+        p = argparse.ArgumentParser()
+        p.add_argument("--lr", type=float, default=0.1)
+        for seed in range(3):
+            args, exp = record(p, ["--lr", "0.2"])
+            with exp:
+                print("seed", seed)
+                exp.summary({"seed": seed})
+        """,
+    )
+    git(repo, "add", "seeds.py")
+    git(repo, "commit", "-qm", "seeds")
+    proc = run_python(["seeds.py"], repo, check=True)
+    for seed in range(3):
+        folder = repo / "experiments" / str(seed + 1)
+        assert (folder / "stdout").read_text() == f"seed {seed}\n"
+        assert status_of(folder)[0] == "SUCCESS"
+        assert json.loads((folder / "metadata.json").read_text())["overrides"] == ["lr=0.2"]
+    assert proc.stdout.count("seed") == 3
+
+
+def test_status_of_argparse_runs(repo: Path) -> None:
+    write_script(
+        repo,
+        "s.py",
+        """
+        import argparse, sys
+        from meticulous_hydra import record
+        p = argparse.ArgumentParser()
+        p.add_argument("--code", type=int, default=0)
+        args, exp = record(p)
+        if args.code == 99:
+            raise RuntimeError("failed")
+        sys.exit(args.code)
+        """,
+    )
+    git(repo, "add", "s.py")
+    git(repo, "commit", "-qm", "s")
+    assert run_python(["s.py"], repo).returncode == 0
+    assert run_python(["s.py", "--code", "4"], repo).returncode == 4
+    assert run_python(["s.py", "--code", "99"], repo).returncode == 1
+    assert status_of(repo / "experiments" / "1")[0] == "SUCCESS"
+    assert status_of(repo / "experiments" / "2") == ("ERROR", "exit code 4\n")
+    status, detail = status_of(repo / "experiments" / "3")
+    assert status == "ERROR" and "RuntimeError: failed" in detail
+
+
+def test_the_example_script(repo: Path) -> None:
+    shutil.copy(PROJECT / "examples" / "train_argparse.py", repo / "train_argparse.py")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "example")
+    run_python(
+        ["train_argparse.py", "data", "--lr", "0.05", "--layers", "128", "64", "32", "--no-cuda"],
+        repo,
+        check=True,
+    )
+    config, meta = recorded(repo)
+    assert (
+        config["layers"] == [128, 64, 32] and config["no_cuda"] is True and config["data"] == "data"
+    )
+    assert sorted(meta["overrides"]) == [
+        "data=data",
+        "layers=[128,64,32]",
+        "lr=0.05",
+        "no_cuda=true",
+    ]
+    assert (repo / "experiments" / "1" / "model.txt").exists()

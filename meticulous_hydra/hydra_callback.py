@@ -27,7 +27,7 @@ from .environment import global_rank
 from .experiment import Experiment
 from .gitstate import read_git_state
 from .layout import RecordingError
-from .redact import DEFAULT_PATTERNS
+from .redact import DEFAULT_PATTERNS, Redactor
 
 RESOLVER = "meticulous.job_dir"
 _FLAG = "hydra.callbacks.meticulous"
@@ -190,14 +190,18 @@ class MeticulousCallback(Callback):
         hc = HydraConfig.get()
         resolved, missing = resolve_job_config(config)
         choices = {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items()}
-        task_overrides = list(hc.overrides.task)
+        redactor = Redactor(self.redact)
+        task_overrides = redactor.overrides(list(hc.overrides.task))
+        override_dirname = hc.job.override_dirname
+        for original, shown in zip(hc.overrides.task, task_overrides, strict=True):
+            override_dirname = override_dirname.replace(original, shown)
         job_num = OmegaConf.select(config, "hydra.job.num", default=None)
         hydra_meta = {
             "mode": str(hc.mode.name if hasattr(hc.mode, "name") else hc.mode),
             "job_name": hc.job.name,
             "job_num": job_num,
             "job_id": OmegaConf.select(config, "hydra.job.id", default=None),
-            "override_dirname": hc.job.override_dirname,
+            "override_dirname": override_dirname,
             "overrides": task_overrides,
             "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
             "launcher": choices.get("hydra/launcher"),

@@ -43,20 +43,26 @@ def job_dir(root: str, sweep_id: str, job_num: int) -> str:
     marker_dir = root_path / layout.SWEEPS_DIR / layout.validate_id(sweep_id)
     marker = marker_dir / str(int(job_num))
     try:
-        return str(root_path / layout.validate_id(os.readlink(marker)))
+        return _marked_folder(root_path, marker)
     except FileNotFoundError:
         pass
     folder = layout.claim_next(root_path)
     try:
         marker_dir.mkdir(parents=True, exist_ok=True)
-        os.symlink(folder.name, marker)
+        # a symlink is created whole or not at all; relative, so that the
+        # root can be copied or moved with it
+        os.symlink(f"../../{folder.name}", marker)
     except FileExistsError:
         # the same job started twice at once: the first one's folder wins
         folder.rmdir()
-        return str(root_path / layout.validate_id(os.readlink(marker)))
+        return _marked_folder(root_path, marker)
     except OSError as e:
         raise RecordingError(f"cannot write the sweep marker {marker}: {e.strerror or e}") from e
     return str(folder)
+
+
+def _marked_folder(root: Path, marker: Path) -> str:
+    return str(root / layout.validate_id(os.path.basename(os.readlink(marker))))
 
 
 def _register_resolver() -> None:

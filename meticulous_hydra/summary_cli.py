@@ -146,11 +146,12 @@ def sort_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def _varying(frame: pd.DataFrame, column: str) -> bool:
+    """Two or more different values among the runs that have the key."""
     values = frame[column]
     try:
-        return values.nunique(dropna=False) > 1
+        return values.nunique() > 1
     except TypeError:
-        return values.astype(str).nunique() > 1
+        return values.dropna().astype(str).nunique() > 1
 
 
 def default_columns(frame: pd.DataFrame) -> list[str]:

@@ -285,27 +285,34 @@ def render_table(frame: pd.DataFrame, fmt: str, width_limit: int | None) -> str:
     cell_width = _MAX_CELL if width_limit else 10**6
     cells = {c: [_cell(c, v, cell_width) for v in frame[c]] for c in columns}
     headers = {c: _header(c, "config.") for c in columns}
+
+    def draw(chosen: list[str]) -> str:
+        rows = [[index[i], *(cells[c][i] for c in chosen)] for i in range(len(index))]
+        heads = [index_name, *(headers[c] for c in chosen)]
+        return tabulate(rows, headers=heads, tablefmt=fmt, disable_numparse=True)
+
     dropped: list[str] = []
     if width_limit:
-
+        # Estimate with two characters of padding and two of separator per
+        # column, then drop the least important columns until it really fits.
         def width(col: str) -> int:
-            return max([len(headers[col]), *(len(v) for v in cells[col])]) + 2
+            return max([len(headers[col]), *(len(v) for v in cells[col])]) + 4
 
         total = max([len(index_name), *(len(i) for i in index)]) + 2
-        kept: set[str] = set()
+        kept = []
         for c in sorted(columns, key=_priority):
             if total + width(c) <= width_limit:
-                kept.add(c)
+                kept.append(c)
                 total += width(c)
+        while True:
+            chosen = [c for c in columns if c in kept]
+            table = draw(chosen)
+            if not kept or max(map(len, table.splitlines())) <= width_limit:
+                break
+            kept.pop()
         dropped = [c for c in columns if c not in kept]
-        columns = [c for c in columns if c in kept]
-    rows = [[index[i], *(cells[c][i] for c in columns)] for i in range(len(index))]
-    table = tabulate(
-        rows,
-        headers=[index_name, *(headers[c] for c in columns)],
-        tablefmt=fmt,
-        disable_numparse=True,
-    )
+    else:
+        table = draw(columns)
     if dropped:
         import textwrap
 

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from . import layout
 from .capture import FdTee
-from .environment import process_metadata
+from .environment import global_rank, process_metadata
 from .gitstate import GitState, read_git_state
 from .hooks import HOOKS
 from .layout import RecordingError
@@ -101,6 +101,9 @@ class Experiment:
         redact: Sequence[str] | None = DEFAULT_PATTERNS,
         allow_dirty_hint: str = "allow_dirty=True",
     ) -> None:
+        # Only global rank 0 of a distributed job records; the other ranks run
+        # as if told --norecord.
+        norecord = norecord or global_rank() != 0
         self.norecord = norecord
         self.description = description
         self._finished = False

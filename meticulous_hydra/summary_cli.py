@@ -70,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="show every column")
     p.add_argument("--list-columns", action="store_true", help="print the column names and exit")
     p.add_argument(
-        "--sort", nargs="+", metavar="COL", help="sort by these columns; -COL for descending"
+        "--sort",
+        nargs="+",
+        metavar="COL",
+        help="sort by these columns; -COL (or ~COL) for descending",
     )
     p.add_argument(
         "--group-by",
@@ -279,7 +282,7 @@ def render_table(frame: pd.DataFrame, fmt: str, width_limit: int | None) -> str:
     cells and drop the columns that don't fit, saying which."""
     from tabulate import tabulate
 
-    index_name = "id" if frame.index.nlevels == 1 else "run"
+    index_name = str(frame.index.name or "id") if frame.index.nlevels == 1 else "run"
     index = [str(i) if not isinstance(i, tuple) else "/".join(map(str, i)) for i in frame.index]
     columns = [str(c) for c in frame.columns]
     cell_width = _MAX_CELL if width_limit else 10**6

@@ -13,6 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
+from .layout import open_append
+
 _CHUNK = 1 << 16
 # How long stop() waits for the pump after restoring the fd. A child process
 # that inherited the pipe keeps it open; the pump then carries on by itself.
@@ -47,7 +49,7 @@ class FdTee:
 
     def start(self) -> None:
         _flush_python_streams()
-        out = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        out = open_append(self.path)
         try:
             saved = os.dup(self.fd)
         except OSError:

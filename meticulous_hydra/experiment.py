@@ -136,16 +136,25 @@ class Experiment:
         if folder is not None:
             self.dir = Path(folder).absolute()
             layout.ensure_root(self.dir.parent)
-            self.dir.mkdir(exist_ok=True)
+            layout.make_dir(self.dir, exist_ok=True)
             self.resumed = (self.dir / layout.METADATA).exists()
         else:
             root_path = layout.ensure_root(root)
             if experiment_id is not None:
                 self.dir = root_path / experiment_id
                 try:
-                    self.dir.mkdir()
+                    layout.make_dir(self.dir)
                 except FileExistsError:
+                    if not layout.inside(root_path, self.dir) or not self.dir.is_dir():
+                        raise RecordingError(
+                            f"{self.dir} is a link out of {root_path} or not a folder: "
+                            "choose another experiment id"
+                        ) from None
                     self.resumed = True
+                except OSError as e:
+                    raise layout.StorageError(
+                        e.errno, f"cannot create experiment folder {self.dir}: {e.strerror or e}"
+                    ) from e
             else:
                 self.dir = layout.claim_next(root_path)
         self.id = self.dir.name
@@ -175,8 +184,8 @@ class Experiment:
         try:
             self._write_start_files()
         except OSError as e:
-            raise RecordingError(
-                f"cannot write to experiment folder {self.dir}: {e.strerror or e}"
+            raise layout.StorageError(
+                e.errno, f"cannot write to experiment folder {self.dir}: {e.strerror or e}"
             ) from e
         if capture_output:
             self._start_capture()
@@ -227,11 +236,13 @@ class Experiment:
                 f.write(banner)
 
     def _write_start_files(self) -> None:
+        # metadata.json first: a run killed at any later point still names its
+        # host and pid, which is all the reader needs to call it DIED.
+        self._write_metadata()
         layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self.config))
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         if self.git is not None and self.git.diff:
-            (self.dir / "git.diff").write_bytes(self.git.diff)
-        self._write_metadata()
+            layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
 
     def _write_metadata(self) -> None:
@@ -260,8 +271,18 @@ class Experiment:
             return
         converted = layout.to_jsonable(dict(values), strict=True)
         merged = layout.deep_merge(_copy_tree(self._summary), converted)
-        layout.write_json(self.dir / layout.SUMMARY, merged)
+        self._storage(layout.write_json, self.dir / layout.SUMMARY, merged)
         self._summary = merged
+
+    def _storage(self, write: Any, target: Any, *args: Any, name: str = "") -> Any:
+        """Run a write; a failing one becomes a StorageError naming the file."""
+        try:
+            return write(target, *args)
+        except OSError as e:
+            where = self.dir / name if name else target
+            raise layout.StorageError(
+                e.errno, f"cannot write {where}: {e.strerror or e}; free space or fix permissions"
+            ) from e
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``."""
@@ -271,11 +292,9 @@ class Experiment:
         record.update(layout.to_jsonable(dict(metrics), strict=True))
         line = (layout.dumps_json(record, indent=None) + "\n").encode("utf-8")
         if self._metrics_fd is None:
-            self._metrics_fd = os.open(
-                self.dir / layout.METRICS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666
-            )
+            self._metrics_fd = self._storage(layout.open_append, self.dir / layout.METRICS)
         # One write per line: a crash never leaves half a line before a whole one.
-        os.write(self._metrics_fd, line)
+        self._storage(os.write, self._metrics_fd, line, name=layout.METRICS)
 
     def open(self, name: str | os.PathLike[str], mode: str = "r", **kwargs: Any) -> IO[Any]:
         """Open a file inside the experiment folder (the cwd under norecord);
@@ -285,7 +304,7 @@ class Experiment:
             raise ValueError(f"{name}: give a path inside the experiment folder")
         path = self.dir / path
         if any(c in mode for c in "wax+"):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            layout.make_dir(path.parent, exist_ok=True)
         return open(path, mode, **kwargs)
 
     # -- end -----------------------------------------------------------------

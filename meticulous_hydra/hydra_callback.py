@@ -48,7 +48,7 @@ def job_dir(root: str, sweep_id: str, job_num: int) -> str:
         pass
     folder = layout.claim_next(root_path)
     try:
-        marker_dir.mkdir(parents=True, exist_ok=True)
+        layout.make_dir(marker_dir, exist_ok=True)
         # a symlink is created whole or not at all; relative, so that the
         # root can be copied or moved with it
         os.symlink(f"../../{folder.name}", marker)
@@ -152,7 +152,9 @@ class MeticulousCallback(Callback):
             root = layout.ensure_root(self._root(config))
             if self.experiment_id is not None:
                 folder = root / layout.validate_id(self.experiment_id)
-                folder.mkdir(exist_ok=True)
+                layout.make_dir(folder, exist_ok=True)
+                if not layout.inside(root, folder):
+                    raise RecordingError(f"{folder} is a link out of {root}: choose another id")
             else:
                 folder = layout.claim_next(root)
         except RecordingError as e:

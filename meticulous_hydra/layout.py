@@ -26,6 +26,7 @@ STDOUT = "stdout"
 STDERR = "stderr"
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
+GIT_DIFF = "git.diff"
 ROOT_GITIGNORE = ".gitignore"
 # Requeued SLURM jobs find their folder again through markers kept here.
 SWEEPS_DIR = ".sweeps"
@@ -48,6 +49,11 @@ _INF_MARK = "\\u0000meticulous-inf"
 
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
+# Modes before the umask is applied: whatever the umask, nothing the recorder
+# creates is writable by other users.
+DIR_MODE = 0o775
+FILE_MODE = 0o664
+
 
 class RecordingError(Exception):
     """A run could not be recorded; the message says why and what to do."""
@@ -55,6 +61,30 @@ class RecordingError(Exception):
 
 class InvalidIdError(RecordingError, ValueError):
     """An experiment id that is not one safe path component."""
+
+
+class StorageError(RecordingError, OSError):
+    """A file of the experiment could not be written (disk full, read-only, ...)."""
+
+
+def make_dir(path: Path, *, exist_ok: bool = False) -> None:
+    """mkdir with DIR_MODE, parents included (each created with DIR_MODE too)."""
+    missing = []
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        missing.append(parent)
+        parent = parent.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            pass
+    path.mkdir(mode=DIR_MODE, exist_ok=exist_ok)
+
+
+def open_append(path: Path) -> int:
+    """An fd appending to ``path`` (created with FILE_MODE)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
 
 
 def validate_id(experiment_id: str) -> str:
@@ -75,12 +105,14 @@ def is_numbered(name: str) -> bool:
 def ensure_root(root: str | os.PathLike[str]) -> Path:
     """Create the experiments root (with parents) and the ``*`` .gitignore that keeps
     it out of the user's git status; return its absolute path."""
-    path = Path(root).expanduser().absolute()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path = Path(root).expanduser().absolute()
+        make_dir(path, exist_ok=True)
         ignore = path / ROOT_GITIGNORE
         if not ignore.exists():
             atomic_write_text(ignore, "*\n")
+    except ValueError as e:  # a NUL byte in the path
+        raise RecordingError(f"invalid experiments root {str(root)!r}: {e}") from e
     except OSError as e:
         raise RecordingError(
             f"cannot create the experiments root {path}: {e.strerror or e}; "
@@ -101,7 +133,7 @@ def claim_next(root: Path) -> Path:
     while True:
         path = root / str(candidate)
         try:
-            path.mkdir()
+            make_dir(path)
             return path
         except FileExistsError:
             candidate += 1
@@ -114,10 +146,15 @@ def claim_next(root: Path) -> Path:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either its old or its new content,
     whatever happens to the process meanwhile."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with open(fd, "wb") as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -137,6 +174,15 @@ def dumps_json(obj: Any, *, indent: int | None = 2) -> str:
 
 def write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, dumps_json(obj) + "\n")
+
+
+def inside(root: Path, path: Path) -> bool:
+    """Whether ``path`` really lies in ``root``, symlinks followed."""
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
 
 
 def read_json(path: Path) -> Any:

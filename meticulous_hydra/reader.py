@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -40,6 +41,10 @@ STANDARD_COLUMNS = (
 _PROMOTED = {"description", "start_time", "end_time", "duration", "overrides", "sweep"}
 _SKIPPED_METADATA = {"git", "config"}
 _HOST = hostname()
+
+
+class ReadWarning(UserWarning):
+    """Some experiment folders could not be read completely."""
 
 
 def _hashable(value: Any) -> Any:
@@ -169,12 +174,18 @@ class ExperimentReader:
             with open(self.path / layout.STATUS, encoding="utf-8", errors="replace") as f:
                 status, detail = layout.parse_status(f.read())
         except FileNotFoundError:
-            self.read_errors.append("STATUS: missing")
-            return "UNKNOWN", ""
+            if not self.metadata:
+                self.read_errors.append("STATUS: missing")
+                return "UNKNOWN", ""
+            # killed while starting: metadata.json is written before STATUS
+            status, detail = layout.RUNNING, ""
         except OSError as e:
             self.read_errors.append(f"STATUS: {e.strerror or e}")
             return "UNKNOWN", ""
         if status not in layout.STATUSES:
+            if not status:
+                self.read_errors.append("STATUS: empty")
+                return "UNKNOWN", detail
             self.read_errors.append(f"STATUS: unexpected first line {status[:40]!r}")
             return "UNKNOWN", detail
         if status == layout.RUNNING and self._is_dead():
@@ -320,7 +331,18 @@ class Experiments(Mapping[str, ExperimentReader]):
         return len(self._readers)
 
     def as_dataframe(self) -> pd.DataFrame:
-        return frame_from_rows([r.row() for r in self._readers.values()], list(self._readers))
+        rows = [r.row() for r in self._readers.values()]
+        damaged = [(r.id, r.read_errors) for r in self._readers.values() if r.read_errors]
+        if damaged:
+            shown = "; ".join(f"{i}: {', '.join(e)}" for i, e in damaged[:3])
+            more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+            warnings.warn(
+                f"{len(damaged)} experiment(s) under {self.root} read incompletely ({shown}{more}); "
+                "see the read_error column",
+                ReadWarning,
+                stacklevel=2,
+            )
+        return frame_from_rows(rows, list(self._readers))
 
 
 def _column_values(values: list[Any]) -> Any:

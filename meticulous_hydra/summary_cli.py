@@ -485,11 +485,17 @@ def _text(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        text, args_output = run(argv)
-    except UsageError as e:
-        sys.stderr.write(f"{PROG}: error: {e}\n")
-        return 2
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            text, args_output = run(argv)
+        except UsageError as e:
+            sys.stderr.write(f"{PROG}: error: {e}\n")
+            return 2
+    for warning in caught:
+        sys.stderr.write(f"{PROG}: warning: {warning.message}\n")
     if args_output:
         try:
             Path(args_output).write_text(text, encoding="utf-8")

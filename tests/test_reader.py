@@ -15,7 +15,7 @@ import pytest
 from conftest import PROJECT, git, run_python
 
 from meticulous_hydra import Experiment, ExperimentReader, Experiments, load_experiments
-from meticulous_hydra.reader import STANDARD_COLUMNS
+from meticulous_hydra.reader import STANDARD_COLUMNS, ReadWarning
 
 
 def record(
@@ -124,10 +124,11 @@ def test_damaged_root_is_read_with_errors_noted(root: Path) -> None:
     (root / "1" / "config.json").mkdir()  # unreadable as a file
     record(root, {"a": 1})
     (root / "4" / "STATUS").write_text("GARBAGE\n")
-    df = load_experiments(root)
+    with pytest.warns(ReadWarning, match="4 experiment"):
+        df = load_experiments(root)
     assert list(df.index) == ["1", "2", "3", "4"]
     errors = df["read_error"].to_dict()
-    assert "STATUS" in errors["1"] and "config.json" in errors["1"]
+    assert "STATUS: empty" in errors["1"] and "config.json" in errors["1"]
     assert "summary.json: invalid JSON" in errors["2"]
     assert errors["3"] == "metadata.json: missing"
     assert "unexpected first line" in errors["4"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import traceback
@@ -236,13 +237,14 @@ class Experiment:
                 f.write(banner)
 
     def _write_start_files(self) -> None:
-        # metadata.json first: a run killed at any later point still names its
-        # host and pid, which is all the reader needs to call it DIED.
-        self._write_metadata()
+        # The reader counts a folder as an experiment once metadata.json is
+        # there, so it comes after the config: a run killed while starting is
+        # either invisible or complete (and then DIED, by its host and pid).
         layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self.config))
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         if self.git is not None and self.git.diff:
             layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
+        self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
 
     def _write_metadata(self) -> None:
@@ -305,6 +307,7 @@ class Experiment:
         path = self.dir / path
         if any(c in mode for c in "wax+"):
             layout.make_dir(path.parent, exist_ok=True)
+            kwargs.setdefault("opener", _opener)
         return open(path, mode, **kwargs)
 
     # -- end -----------------------------------------------------------------
@@ -348,7 +351,17 @@ class Experiment:
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
-        self._write_end(status, detail)
+        try:
+            self._write_end(status, detail)
+        except OSError as e:
+            # Never crash a program at its very end: what was written stays
+            # valid, and the reader will call the run DIED.
+            logging.getLogger("meticulous_hydra").error(
+                "cannot record the end of experiment %s in %s: %s",
+                self.id,
+                self.dir,
+                e.strerror or e,
+            )
 
     def finish_from_exception(self, exc: BaseException) -> None:
         self.finish(*status_from_exception(exc))
@@ -365,6 +378,10 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
+
+
+def _opener(path: str, flags: int) -> int:
+    return os.open(path, flags, layout.FILE_MODE)
 
 
 def _script_dir() -> Path:

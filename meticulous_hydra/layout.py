@@ -64,7 +64,11 @@ class InvalidIdError(RecordingError, ValueError):
 
 
 class StorageError(RecordingError, OSError):
-    """A file of the experiment could not be written (disk full, read-only, ...)."""
+    """A file of the experiment could not be written (disk full, read-only, ...).
+    Built as ``StorageError(errno, message)``; prints as the message alone."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def make_dir(path: Path, *, exist_ok: bool = False) -> None:

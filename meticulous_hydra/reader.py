@@ -195,9 +195,13 @@ class ExperimentReader:
     def _is_dead(self) -> bool:
         meta = self.metadata
         try:
-            stale = time.time() - os.stat(self.path / layout.STATUS).st_mtime > self.died_after
-        except OSError:
-            return False
+            beat = os.stat(self.path / layout.STATUS).st_mtime
+        except OSError:  # killed before STATUS was written
+            try:
+                beat = os.stat(self.path / layout.METADATA).st_mtime
+            except OSError:
+                return False
+        stale = time.time() - beat > self.died_after
         pid = meta.get("pid")
         if meta.get("host") == _HOST and isinstance(pid, int):
             return stale or not _pid_alive(pid)

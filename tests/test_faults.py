@@ -1,0 +1,461 @@
+"""Faults and load: parallel starts, kill -9 anywhere, Ctrl-C and SIGTERM,
+full and read-only disks, huge output, odd configs, hostile input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import git, make_repo, run_python, status_of, write_script
+
+from meticulous_hydra import Experiment, RecordingError, load_experiments
+from meticulous_hydra.reader import ExperimentReader
+
+START_FILES = {"config.yaml", "config.json", "metadata.json", "STATUS", "stdout", "stderr"}
+
+
+def complete(folder: Path) -> bool:
+    return {p.name for p in folder.iterdir()} >= START_FILES
+
+
+# -- parallel starts ------------------------------------------------------------------
+
+
+def test_64_argparse_processes_on_one_root(repo: Path) -> None:
+    write_script(
+        repo,
+        "run.py",
+        """
+        import argparse
+        from meticulous_hydra import record
+        p = argparse.ArgumentParser()
+        p.add_argument("--i", type=int)
+        args, exp = record(p)
+        print(exp.id)
+        """,
+    )
+    git(repo, "add", "run.py")
+    git(repo, "commit", "-qm", "run")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "run.py", "--i", str(i)], cwd=repo, stdout=subprocess.PIPE, text=True
+        )
+        for i in range(64)
+    ]
+    ids = [p.communicate(timeout=240)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    root = repo / "experiments"
+    assert sorted(int(i) for i in ids) == list(range(1, 65))  # unique, and no gaps
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == sorted(ids)
+    seen = set()
+    for n in ids:
+        folder = root / n
+        assert complete(folder) and status_of(folder)[0] == "SUCCESS"
+        seen.add(json.loads((folder / "config.json").read_text())["i"])
+    assert seen == set(range(64))
+
+
+SWEEP_APP = """
+import hydra, meticulous_hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    print("job", cfg.i)
+    return cfg.i
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_joblib_sweep_of_32_jobs_on_8_workers(tmp_path: Path) -> None:
+    app = make_repo(tmp_path / "app", {"app.py": SWEEP_APP, ".gitignore": "multirun/\n"})
+    run_python(
+        [
+            "app.py",
+            "-m",
+            "hydra/callbacks=meticulous",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=8",
+            "+i=range(32)",
+        ],
+        app,
+        check=True,
+        timeout=300,
+    )
+    root = app / "experiments"
+    folders = [p for p in root.iterdir() if not p.name.startswith(".")]
+    assert sorted(int(p.name) for p in folders) == list(range(1, 33))
+    values = set()
+    for folder in folders:
+        assert complete(folder) and status_of(folder)[0] == "SUCCESS"
+        i = json.loads((folder / "config.json").read_text())["i"]
+        assert json.loads((folder / "summary.json").read_text()) == {"return_value": i}
+        assert f"job {i}\n" in (folder / "stdout").read_text()
+        values.add(i)
+    assert values == set(range(32))
+
+
+# -- kill -9 anywhere ------------------------------------------------------------------
+
+KILLED = """
+import os, random, signal, sys
+
+seed = int(sys.argv[1])
+rng = random.Random(seed)
+target = rng.randint(1, 40)
+calls = 0
+
+def killing(real):
+    def wrapper(*args, **kwargs):
+        global calls
+        calls += 1
+        if calls == target and rng.random() < 0.5:
+            os.kill(os.getpid(), signal.SIGKILL)    # before the call
+        result = real(*args, **kwargs)
+        if calls == target:
+            os.kill(os.getpid(), signal.SIGKILL)    # right after it
+        return result
+    return wrapper
+
+os.replace = killing(os.replace)   # every atomic write: start, summary, finish
+os.write = killing(os.write)       # metrics lines and the output tee
+
+from meticulous_hydra import Experiment
+exp = Experiment({"seed": seed, "nested": {"a": [1, 2]}})
+for step in range(8):
+    print("step", step, flush=True)
+    exp.log({"loss": 1.0 / (step + 1)}, step=step)
+    exp.summary({"step": step, "history": list(range(step))})
+exp.finish()
+"""
+
+
+def test_kill_9_at_random_moments_leaves_every_folder_readable(tmp_path: Path) -> None:
+    write_script(tmp_path, "killed.py", KILLED)
+    codes = []
+    for seed in range(30):
+        proc = subprocess.run(
+            [sys.executable, "killed.py", str(seed)], cwd=tmp_path, capture_output=True
+        )
+        codes.append(proc.returncode)
+    assert -signal.SIGKILL in codes and 0 in codes  # both outcomes happened
+    df = load_experiments(tmp_path / "experiments")
+    assert df["read_error"].isna().all(), df["read_error"].dropna().to_dict()
+    assert set(df["status"]) <= {"DIED", "SUCCESS"} and "DIED" in set(df["status"])
+    for n in df.index:
+        folder = tmp_path / "experiments" / n
+        first_line = (
+            (folder / "STATUS").read_text().splitlines()[0]
+            if (folder / "STATUS").exists()
+            else None
+        )
+        assert first_line in (None, "RUNNING", "SUCCESS")
+        if (folder / "summary.json").exists():
+            json.loads((folder / "summary.json").read_text())
+        yaml.safe_load((folder / "config.yaml").read_text())
+
+
+# -- Ctrl-C and SIGTERM ------------------------------------------------------------------
+
+BLOCKING_APP = """
+import os
+import hydra, meticulous_hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    print("ready", flush=True)
+    with open(os.environ["BLOCK_FIFO"]) as f:   # blocks until the signal
+        f.read()
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("launcher", "jobs"),
+    [(None, 1), ("basic", 1), ("joblib", 2)],
+    ids=["single", "basic-sweep", "joblib-sweep"],
+)
+def test_interrupted_runs_end_interrupted(
+    tmp_path: Path, signum: int, launcher: str | None, jobs: int
+) -> None:
+    app = make_repo(
+        tmp_path / "app", {"app.py": BLOCKING_APP, ".gitignore": "multirun/\noutputs/\nfifo\n"}
+    )
+    fifo = app / "fifo"
+    os.mkfifo(fifo)
+    args = [sys.executable, "-Werror", "app.py"]
+    if launcher is None:
+        args += ["hydra/callbacks=meticulous", "+x=1"]
+    else:
+        args += ["-m", "hydra/callbacks=meticulous", f"hydra/launcher={launcher}", "+x=1,2"]
+        if launcher == "joblib":
+            args.append("hydra.launcher.n_jobs=2")
+    proc = subprocess.Popen(
+        args,
+        cwd=app,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "BLOCK_FIFO": str(fifo)},
+    )
+    ready = 0
+    while ready < jobs:  # every job is inside its task
+        line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        ready += line.startswith("ready")
+    os.killpg(proc.pid, signum)  # what the terminal does on Ctrl-C: the whole group
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signum
+    if signum == signal.SIGINT:
+        assert "KeyboardInterrupt" in err  # the last words reached the real terminal
+    folders = sorted(p for p in (app / "experiments").iterdir() if p.name.isdigit())
+    assert len(folders) == jobs
+    for folder in folders:
+        status, detail = status_of(folder)
+        assert status == "INTERRUPTED"
+        assert ("SIGTERM" if signum == signal.SIGTERM else "KeyboardInterrupt") in detail
+        assert ExperimentReader(folder).status == "INTERRUPTED"
+
+
+# -- disks that fail -------------------------------------------------------------------------
+
+
+def in_mount_namespace(
+    setup: str, command: list[str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a private mount namespace after the ``setup`` shell lines."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("needs permission to create mount namespaces (root in CI)")
+    script = f'set -e\n{setup}\nexec "$@"'
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+FULL_DISK = """
+import json, sys, yaml
+from pathlib import Path
+from meticulous_hydra import Experiment
+from meticulous_hydra.layout import StorageError
+
+exp = Experiment({"lr": 0.1}, root="disk/experiments", code_dir=".")
+sys.stdout.write("x" * 100 + "\\n")
+sys.stdout.write(("y" * 1000 + "\\n") * 600)   # more than the disk holds
+sys.stdout.flush()
+try:
+    exp.summary({"big": "z" * 400_000})
+except StorageError as e:
+    print("ERROR:", e, file=sys.stderr)
+print("the program still prints", flush=True)
+exp.finish()
+folder = exp.dir
+print("CHECK", json.dumps({
+    "metadata": json.loads((folder / "metadata.json").read_text())["id"],
+    "config": yaml.safe_load((folder / "config.yaml").read_text()),
+    "status": (folder / "STATUS").read_text().splitlines()[0],
+    "stdout_starts": (folder / "stdout").read_text()[:5],
+}), flush=True)
+"""
+
+
+def test_full_disk(tmp_path: Path) -> None:
+    write_script(tmp_path, "full.py", FULL_DISK)
+    (tmp_path / "disk").mkdir()
+    proc = in_mount_namespace(
+        "mount -t tmpfs -o size=256k tmpfs disk", [sys.executable, "full.py"], tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    error = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(error) == 1 and "summary.json" in error[0] and "No space left on device" in error[0]
+    assert "stopped copying output to" in proc.stdout + proc.stderr
+    assert "the program still prints" in proc.stdout
+    check = json.loads(proc.stdout.split("CHECK ", 1)[1])
+    assert check["metadata"] == "1" and check["config"] == {"lr": 0.1}
+    assert check["status"] in ("RUNNING", "SUCCESS") and check["stdout_starts"] == "xxxxx"
+
+
+def test_read_only_root_fails_before_the_task(tmp_path: Path) -> None:
+    app = make_repo(
+        tmp_path / "app",
+        {
+            "app.py": SWEEP_APP.replace('print("job", cfg.i)', 'print("TASK RAN")'),
+            ".gitignore": "ro/\nmultirun/\n",
+        },
+    )
+    (app / "ro").mkdir()
+    for extra in ([], ["-m"]):
+        proc = in_mount_namespace(
+            "mount --bind -o ro ro ro",
+            [
+                sys.executable,
+                "-Werror",
+                "app.py",
+                *extra,
+                "hydra/callbacks=meticulous",
+                "hydra.callbacks.meticulous.root=ro/experiments",
+                "+i=1",
+            ],
+            app,
+        )
+        assert proc.returncode == 1
+        assert "TASK RAN" not in proc.stdout
+        lines = [line for line in proc.stderr.splitlines() if "meticulous-hydra" in line]
+        assert (
+            len(lines) == 1 and "ro/experiments" in lines[0] and "Read-only file system" in lines[0]
+        )
+
+
+# -- huge and odd output -------------------------------------------------------------------------
+
+HUGE = """
+import os, resource, sys
+from meticulous_hydra import Experiment
+exp = Experiment({}, code_dir=".")
+chunk = bytes(range(256)) * 4096                 # 1 MiB of every byte value, invalid UTF-8 included
+for _ in range(200):
+    sys.stdout.buffer.write(chunk)
+sys.stdout.buffer.write(b"L" * 5_000_000)        # one 5 MB line
+sys.stdout.buffer.write(b"\\nTHE END\\n")
+sys.stdout.flush()
+os.system("head -c 1000000 /dev/zero")           # a child writing to the same fd
+exp.finish()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def test_huge_binary_output_is_captured_whole_with_bounded_memory(tmp_path: Path) -> None:
+    write_script(tmp_path, "huge.py", HUGE)
+    proc = subprocess.run(
+        [sys.executable, "huge.py"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr
+    captured = tmp_path / "experiments" / "1" / "stdout"
+    assert captured.stat().st_size == 200 * 2**20 + 5_000_000 + len(b"\nTHE END\n") + 1_000_000
+    with open(captured, "rb") as f:
+        assert f.read(256) == bytes(range(256))
+        f.seek(200 * 2**20 + 5_000_000)
+        assert f.read(9) == b"\nTHE END\n"
+    max_rss_kb = int(proc.stderr.decode().strip().splitlines()[-1])
+    assert max_rss_kb < 150_000  # the 205 MB went through, never into memory
+
+
+# -- odd configs ---------------------------------------------------------------------------------------
+
+
+def test_odd_configs_round_trip(tmp_path: Path) -> None:
+    deep: dict = {"leaf": 1}
+    for level in range(60):
+        deep = {f"level{level}": deep}
+    config = {
+        "key.with.dots": 1,
+        "key with spaces": "value with spaces",
+        "ünïcödé": "日本語 ✓",
+        "yaml_specials": [
+            "yes",
+            "no",
+            "null",
+            "~",
+            "1e3",
+            "0x1F",
+            ": ",
+            "- x",
+            "#",
+            "'",
+            '"',
+            "",
+            "on",
+            "1.0",
+        ],
+        "true_bool": True,
+        "none": None,
+        "missing": "???",
+        "multiline": "line 1\nline 2\n",
+        "big_int": 2**62,
+        "float": 1e-300,
+        "deep": deep,
+        "many": {f"k{i}": i for i in range(10_000)},
+    }
+    exp = Experiment(config, root=tmp_path / "exp", capture_output=False, code_dir=tmp_path)
+    exp.finish()
+    assert yaml.safe_load((exp.dir / "config.yaml").read_text()) == config
+    assert json.loads((exp.dir / "config.json").read_text()) == config
+    df = load_experiments(tmp_path / "exp")
+    assert df.loc["1", "config.key.with.dots"] == 1
+    assert df.loc["1", "config.many.k9999"] == 9999
+    assert df.loc["1", "config.yaml_specials"][0] == "yes"
+
+
+# -- hostile input -----------------------------------------------------------------------------------
+
+
+def test_ids_and_roots_cannot_escape(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    with pytest.raises(RecordingError, match="link out of"):
+        Experiment({}, root=root, experiment_id="link", capture_output=False, code_dir=tmp_path)
+    assert list(outside.iterdir()) == []
+    with pytest.raises(RecordingError, match="invalid experiments root"):
+        Experiment({}, root="bad\x00root", capture_output=False, code_dir=tmp_path)
+    # the CLI refuses ids that are paths
+    cli = str(Path(sys.executable).with_name("meticulous-summary"))
+    proc = subprocess.run([cli, str(root), "--show", "../outside"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid experiment id" in proc.stderr
+
+
+def test_reader_never_runs_code_from_yaml(tmp_path: Path) -> None:
+    folder = tmp_path / "exp" / "1"
+    folder.mkdir(parents=True)
+    (folder / "STATUS").write_text("SUCCESS\n")
+    (folder / "config.yaml").write_text(
+        f"a: !!python/object/apply:os.system ['touch {tmp_path}/pwned']\n"
+    )
+    with pytest.warns(UserWarning, match="read incompletely"):
+        df = load_experiments(tmp_path / "exp")
+    assert "config.yaml" in df.loc["1", "read_error"]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_nothing_is_world_writable_even_with_umask_0(tmp_path: Path) -> None:
+    write_script(
+        tmp_path,
+        "run.py",
+        """
+        import os
+        os.umask(0)
+        from meticulous_hydra import Experiment
+        e = Experiment({"a": 1}, root="new/deep/experiments", code_dir=".")
+        e.summary({"x": 1}); e.log({"y": 1})
+        with e.open("sub/file.txt", "w") as f:
+            f.write("x")
+        """,
+    )
+    run_python(["run.py"], tmp_path, check=True)
+    created = [tmp_path / "new", *(tmp_path / "new").rglob("*")]
+    offenders = [p for p in created if p.stat().st_mode & 0o002]
+    assert offenders == []

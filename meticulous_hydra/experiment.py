@@ -115,6 +115,9 @@ class Experiment:
         self._summary: dict[str, Any] = {}
         self.restarts = 0
         self.resumed = False
+        # What finishing without an explicit status means (at exit, say);
+        # adapters whose runs have a normal end of their own change it.
+        self.default_end: tuple[str, str] = (layout.SUCCESS, "")
         if norecord:
             self.dir = Path.cwd()
             self.id: str | None = None
@@ -343,7 +346,7 @@ class Experiment:
         if self.norecord:
             return
         if status is None:
-            status, detail = self._pending or (layout.SUCCESS, "")
+            status, detail = self._pending or self.default_end
         self._beat_stop.set()
         for tee in reversed(self._tees):
             tee.stop()

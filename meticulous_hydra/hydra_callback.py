@@ -238,6 +238,12 @@ class MeticulousCallback(Callback):
             )
         except RecordingError as e:
             _fail(str(e))
+        # A job that returns reaches on_job_end; one still open when the
+        # process exits left by an exception Hydra does not catch.
+        self._exp.default_end = (
+            layout.ERROR,
+            "the job exited before returning (SystemExit raised)",
+        )
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         exp, self._exp = self._exp, None
@@ -273,7 +279,7 @@ class MeticulousCallback(Callback):
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
         exp, self._exp = self._exp, None
         if exp is not None and not exp._finished:
-            exp.finish(*(exp._pending or (layout.ERROR, "the job ended without returning")))
+            exp.finish()
 
     def __repr__(self) -> str:
         return f"MeticulousCallback(root={self.root!r})"

@@ -168,6 +168,8 @@ def main(cfg):
         sys.exit(5)
     if mode == "kbd":
         raise KeyboardInterrupt
+    if mode == "raise_exit":
+        raise SystemExit(4)
     return 0.25
 
 if __name__ == "__main__":
@@ -225,6 +227,7 @@ def test_resolution_missing_values_and_secrets(edge_app: Path) -> None:
         ("exit0", "SUCCESS", ""),
         ("exit5", "ERROR", "exit code 5"),
         ("kbd", "INTERRUPTED", "KeyboardInterrupt"),
+        ("raise_exit", "ERROR", "exited before returning"),
     ],
 )
 def test_exits_that_skip_hydras_end_hooks(

@@ -3,6 +3,7 @@ the cluster scheduler and the distributed-training rank."""
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import platform
@@ -30,6 +31,7 @@ _SLURM_VARS = {
 _RANK_VARS = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 
 
+@functools.cache
 def hostname() -> str:
     return socket.gethostname()
 
@@ -59,6 +61,7 @@ def slurm_info() -> dict[str, str] | None:
     return info or None
 
 
+@functools.cache
 def _dist_version(module: str, dist: str) -> str | None:
     mod = sys.modules.get(module)
     version = getattr(mod, "__version__", None)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import layout
 from .environment import hostname
+from .frame import frame_from_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,21 +24,6 @@ if TYPE_CHECKING:
 #: every minute.
 DIED_AFTER_SECONDS = 600.0
 
-STANDARD_COLUMNS = (
-    "status",
-    "status_detail",
-    "start_time",
-    "end_time",
-    "duration",
-    "description",
-    "git.sha",
-    "git.branch",
-    "git.dirty",
-    "overrides",
-    "sweep.id",
-    "sweep.job_num",
-    "read_error",
-)
 _PROMOTED = {"description", "start_time", "end_time", "duration", "overrides", "sweep"}
 _SKIPPED_METADATA = {"git", "config"}
 _HOST = hostname()
@@ -50,9 +36,9 @@ class ReadWarning(UserWarning):
 def _hashable(value: Any) -> Any:
     """Lists become tuples (recursively) so that every cell can be hashed,
     grouped and counted; a dict inside a list becomes its JSON text."""
-    if isinstance(value, list):
+    if type(value) is list:
         return tuple(_hashable(v) for v in value)
-    if isinstance(value, dict):
+    if type(value) is dict:
         return json.dumps(value, sort_keys=True)
     return value
 
@@ -60,16 +46,18 @@ def _hashable(value: Any) -> Any:
 def flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
     """Write every leaf of ``tree`` into ``out`` as ``prefix.dotted.path``.
     Keys are joined as they are, so a key holding a dot stays one column."""
+    prefix += "."
     for key, value in tree.items():
-        name = f"{prefix}.{key}"
-        if isinstance(value, dict) and value:
-            flatten(value, name, out)
-        elif isinstance(value, list):
-            out[name] = _hashable(value)
-        elif isinstance(value, dict):
-            out[name] = None  # an empty mapping has no leaves
+        kind = type(value)
+        if kind is dict:
+            if value:
+                flatten(value, prefix + key, out)
+            else:
+                out[prefix + key] = None  # an empty mapping has no leaves
+        elif kind is list:
+            out[prefix + key] = _hashable(value)
         else:
-            out[name] = value
+            out[prefix + key] = value
     return out
 
 
@@ -109,21 +97,26 @@ class ExperimentReader:
     def __init__(
         self, path: str | os.PathLike[str], *, died_after: float = DIED_AFTER_SECONDS
     ) -> None:
-        self.path = Path(path)
-        self.id = self.path.name
+        self._dir = os.fspath(path)
+        self.id = os.path.basename(self._dir.rstrip(os.sep))
         self.died_after = died_after
         #: what could not be read, one short message per problem
         self.read_errors: list[str] = []
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.path)!r})"
+    @property
+    def path(self) -> Path:
+        """The experiment folder."""
+        return Path(self._dir)
 
-    def _json(self, name: str, default: Any) -> Any:
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._dir!r})"
+
+    def _json(self, name: str, default: Any, *, required: bool = False) -> Any:
         try:
-            with open(self.path / name, "rb") as f:
+            with open(os.path.join(self._dir, name), "rb") as f:
                 data = f.read()
         except FileNotFoundError:
-            if name in (layout.METADATA, layout.CONFIG_JSON):
+            if required:
                 self.read_errors.append(f"{name}: missing")
             return default
         except OSError as e:
@@ -141,16 +134,18 @@ class ExperimentReader:
 
     @cached_property
     def metadata(self) -> dict[str, Any]:
-        return self._json(layout.METADATA, {})
+        return self._json(layout.METADATA, {}, required=True)
 
     @cached_property
     def config(self) -> dict[str, Any]:
         """The resolved config (from config.json; config.yaml when that is missing)."""
-        if (self.path / layout.CONFIG_JSON).exists() or not (
-            self.path / layout.CONFIG_YAML
-        ).exists():
-            return self._json(layout.CONFIG_JSON, {})
-        return self._config_from_yaml()
+        config = self._json(layout.CONFIG_JSON, None)
+        if config is not None:
+            return config
+        if os.path.exists(os.path.join(self._dir, layout.CONFIG_YAML)):
+            return self._config_from_yaml()  # an older folder: the YAML says the same
+        self.read_errors.append(f"{layout.CONFIG_JSON}: missing")
+        return {}
 
     def _config_from_yaml(self) -> dict[str, Any]:
         import yaml
@@ -171,8 +166,8 @@ class ExperimentReader:
     @cached_property
     def _status(self) -> tuple[str, str]:
         try:
-            with open(self.path / layout.STATUS, encoding="utf-8", errors="replace") as f:
-                status, detail = layout.parse_status(f.read())
+            with open(os.path.join(self._dir, layout.STATUS), "rb") as f:
+                status, detail = layout.parse_status(f.read().decode("utf-8", "replace"))
         except FileNotFoundError:
             if not self.metadata:
                 self.read_errors.append("STATUS: missing")
@@ -195,10 +190,10 @@ class ExperimentReader:
     def _is_dead(self) -> bool:
         meta = self.metadata
         try:
-            beat = os.stat(self.path / layout.STATUS).st_mtime
+            beat = os.stat(os.path.join(self._dir, layout.STATUS)).st_mtime
         except OSError:  # killed before STATUS was written
             try:
-                beat = os.stat(self.path / layout.METADATA).st_mtime
+                beat = os.stat(os.path.join(self._dir, layout.METADATA)).st_mtime
             except OSError:
                 return False
         stale = time.time() - beat > self.died_after
@@ -290,21 +285,31 @@ def _sort_key(name: str) -> tuple[int, int, str]:
     return (0, int(name), "") if layout.is_numbered(name) else (1, 0, name)
 
 
-def experiment_dirs(root: Path) -> list[Path]:
+def experiment_names(root: str | os.PathLike[str]) -> list[str]:
     """The experiment folders under ``root``, numbered ones first in numeric order."""
-    if not root.is_dir():
+    root = os.fspath(root)
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
         raise FileNotFoundError(
             f"experiments root {root} does not exist (or is not a folder); "
             "pass the folder that holds the numbered runs"
-        )
+        ) from None
     names = []
-    for entry in os.scandir(root):
+    for entry in entries:
         # hidden names are the root's own (.gitignore, .sweeps) or temp files
         if entry.name.startswith(".") or not entry.is_dir():
             continue
-        if layout.is_experiment_dir(Path(entry.path)):
+        if os.path.exists(os.path.join(entry.path, layout.METADATA)) or os.path.exists(
+            os.path.join(entry.path, layout.STATUS)
+        ):
             names.append(entry.name)
-    return [root / n for n in sorted(names, key=_sort_key)]
+    names.sort(key=_sort_key)
+    return names
+
+
+def experiment_dirs(root: Path) -> list[Path]:
+    return [root / name for name in experiment_names(root)]
 
 
 class Experiments(Mapping[str, ExperimentReader]):
@@ -321,8 +326,10 @@ class Experiments(Mapping[str, ExperimentReader]):
         self.root = Path(root)
         self.reader = reader
         self.died_after = died_after
+        base = os.fspath(self.root)
         self._readers = {
-            p.name: reader(p, died_after=died_after) for p in experiment_dirs(self.root)
+            name: reader(os.path.join(base, name), died_after=died_after)
+            for name in experiment_names(base)
         }
 
     def __getitem__(self, experiment_id: str) -> ExperimentReader:
@@ -334,61 +341,82 @@ class Experiments(Mapping[str, ExperimentReader]):
     def __len__(self) -> int:
         return len(self._readers)
 
-    def as_dataframe(self) -> pd.DataFrame:
-        rows = [r.row() for r in self._readers.values()]
-        damaged = [(r.id, r.read_errors) for r in self._readers.values() if r.read_errors]
-        if damaged:
-            shown = "; ".join(f"{i}: {', '.join(e)}" for i, e in damaged[:3])
-            more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
-            warnings.warn(
-                f"{len(damaged)} experiment(s) under {self.root} read incompletely ({shown}{more}); "
-                "see the read_error column",
-                ReadWarning,
-                stacklevel=2,
-            )
-        return frame_from_rows(rows, list(self._readers))
+    def as_dataframe(self, *, cache: bool = True) -> pd.DataFrame:
+        return root_frame(self.root, self.reader, died_after=self.died_after, cache=cache)
 
 
-def _column_values(values: list[Any]) -> Any:
-    """Give a column the dtype its values call for: ints stay ints (nullable
-    Int64 where some runs lack the key), bools stay bools, int/float mixes
-    are floats; anything else is left to pandas."""
-    import pandas as pd
-
-    kinds = {type(v) for v in values if v is not None}
-    has_none = len(kinds) == 0 or any(v is None for v in values)
-    if kinds == {bool}:
-        return pd.array(values, dtype="boolean") if has_none else pd.array(values, dtype="bool")
-    if kinds == {int}:
-        return pd.array(values, dtype="Int64") if has_none else pd.array(values, dtype="int64")
-    if kinds == {float} or kinds == {int, float}:
-        return pd.array([float("nan") if v is None else v for v in values], dtype="float64")
-    if len(kinds) == 1 and str in kinds:
-        return values
-    return pd.array(values, dtype="object")
-
-
-def frame_from_rows(rows: Sequence[Mapping[str, Any]], ids: Sequence[Any]) -> pd.DataFrame:
-    """Build the DataFrame: standard columns first, then config, summary, metadata."""
-    import pandas as pd
-
-    names: dict[str, None] = dict.fromkeys(STANDARD_COLUMNS)
-    for row in rows:
-        names.update(dict.fromkeys(row))
-    order = {"config": 1, "summary": 2, "metadata": 3}
-    standard = [n for n in names if n in STANDARD_COLUMNS]
-    rest = sorted(
-        (n for n in names if n not in STANDARD_COLUMNS),
-        key=lambda n: order.get(n.split(".", 1)[0], 4),
+def _is_experiment(path: str) -> bool:
+    return os.path.exists(os.path.join(path, layout.METADATA)) or os.path.exists(
+        os.path.join(path, layout.STATUS)
     )
-    columns = {}
-    for name in [*standard, *rest]:
-        values = [row.get(name) for row in rows]
-        columns[name] = _column_values(values)
-    frame = pd.DataFrame(columns, index=pd.Index(list(ids), name="id", dtype="object"))
-    for name in ("start_time", "end_time"):
-        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601", errors="coerce")
+
+
+def _read(
+    base: str, names: Sequence[str], reader: type[ExperimentReader], died_after: float
+) -> list[dict]:
+    return [reader(os.path.join(base, n), died_after=died_after).row() for n in names]
+
+
+def root_frame(
+    root: str | os.PathLike[str],
+    reader: type[ExperimentReader] = ExperimentReader,
+    *,
+    died_after: float = DIED_AFTER_SECONDS,
+    cache: bool = True,
+) -> pd.DataFrame:
+    """The DataFrame of one root, through the per-user cache unless ``cache``
+    is off or the reader class sets ``cacheable = False``."""
+    from . import cache as frame_cache
+    from .frame import patch_frame
+
+    base = os.fspath(root)
+    if not cache or not getattr(reader, "cacheable", True) or frame_cache.cache_dir() is None:
+        names = experiment_names(base)
+        frame = frame_from_rows(_read(base, names, reader, died_after), names)
+    else:
+        if not os.path.isdir(base):
+            experiment_names(base)  # raises the error that names the root
+        key = frame_cache.cache_key(base, reader, died_after)
+        cached = frame_cache.load(key)
+        now = frame_cache.stamps(base)
+        again, gone = frame_cache.changed(cached, now)
+        if cached.frame is not None and not again and not gone:
+            frame = cached.frame
+        else:
+            names = sorted(
+                (n for n in again if _is_experiment(os.path.join(base, n))), key=_sort_key
+            )
+            rows = _read(base, names, reader, died_after)
+            if cached.frame is None:
+                frame = frame_from_rows(rows, names)
+            else:
+                frame = patch_frame(cached.frame, [*again, *gone], rows, names, _sort_key)
+            running = set(frame.index[frame["status"].isin(_LIVE)])
+            fresh = bool(gone) or any(n not in cached.volatile for n in again)
+            cached.stamps, cached.frame = now, frame
+            # Re-reading only live runs changes nothing worth a save, unless
+            # the set of folders to re-read next time shrinks.
+            if fresh or frame_cache.volatile(cached, running) != cached.volatile:
+                frame_cache.save(cached, running)
+    _warn_damaged(frame, base)
     return frame
+
+
+_LIVE = (layout.RUNNING, layout.DIED)
+
+
+def _warn_damaged(frame: pd.DataFrame, root: str) -> None:
+    damaged = frame["read_error"].dropna()
+    if damaged.empty:
+        return
+    shown = "; ".join(f"{i}: {e}" for i, e in list(damaged.items())[:3])
+    more = f" and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+    warnings.warn(
+        f"{len(damaged)} experiment(s) under {root} read incompletely ({shown}{more}); "
+        "see the read_error column",
+        ReadWarning,
+        stacklevel=3,
+    )
 
 
 def load_experiments(
@@ -396,19 +424,21 @@ def load_experiments(
     *,
     reader: type[ExperimentReader] = ExperimentReader,
     died_after: float = DIED_AFTER_SECONDS,
+    cache: bool = True,
 ) -> pd.DataFrame:
     """All experiments under ``root`` as a DataFrame, one row each, index ``id``.
 
     ``root`` may be a list of roots (runs gathered from several machines);
-    the index is then ``(root, id)`` so that ids never clash.
+    the index is then ``(root, id)`` so that ids never clash. ``cache=False``
+    reads every folder afresh (see :mod:`meticulous_hydra.cache`).
     """
     import pandas as pd
 
     if isinstance(root, (str, os.PathLike)):
-        return Experiments(root, reader, died_after=died_after).as_dataframe()
+        return root_frame(root, reader, died_after=died_after, cache=cache)
     frames = []
     for one in root:
-        frame = Experiments(one, reader, died_after=died_after).as_dataframe()
+        frame = root_frame(one, reader, died_after=died_after, cache=cache)
         frame.index = pd.MultiIndex.from_arrays(
             [[str(one)] * len(frame), frame.index], names=["root", "id"]
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,15 +30,18 @@ class Redactor:
 
     def __init__(self, patterns: Iterable[str] | None = DEFAULT_PATTERNS) -> None:
         self.patterns = tuple(_norm(p) for p in (patterns or ()))
+        # one regex for all patterns: this runs for every key of every config
+        self._regex = (
+            re.compile("|".join(fnmatch.translate(p) for p in self.patterns))
+            if self.patterns
+            else None
+        )
 
     def matches(self, dotted_key: str) -> bool:
-        if not self.patterns:
+        if self._regex is None:
             return False
         leaf = dotted_key.rsplit(".", 1)[-1]
-        return any(
-            fnmatch.fnmatchcase(_norm(leaf), p) or fnmatch.fnmatchcase(_norm(dotted_key), p)
-            for p in self.patterns
-        )
+        return bool(self._regex.match(_norm(leaf)) or self._regex.match(_norm(dotted_key)))
 
     def tree(self, value: Any, prefix: str = "", found: list[str] | None = None) -> Any:
         """A copy of a plain dict/list tree with secret values replaced.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import difflib
 import fnmatch
 import math
@@ -255,22 +256,38 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def _cell(column: str, value: Any, width: int) -> str:
-    if _is_missing(value):
+def _cell_text(value: Any) -> str:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
         return ""
-    if column in ("start_time", "end_time") and hasattr(value, "tz_convert"):
-        text = value.to_pydatetime().astimezone().strftime("%Y-%m-%d %H:%M:%S")
-    elif column == "duration" and isinstance(value, (int, float)):
-        text = _duration(float(value))
-    elif isinstance(value, bool):
-        text = str(value)
-    elif isinstance(value, float):
-        text = _number(value) if math.isfinite(value) else str(value)
-    elif isinstance(value, tuple):
-        text = "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return _number(value) if math.isfinite(value) else str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value).replace("\n", " ")
+
+
+def _cells(column: str, series: pd.Series, width: int) -> list[str]:
+    """The column's values as table text, whole columns at a time."""
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        local = series.dt.tz_convert(datetime.datetime.now().astimezone().tzinfo)
+        texts = local.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").tolist()
+    elif column == "duration" and pd.api.types.is_numeric_dtype(series):
+        texts = ["" if v != v else _duration(float(v)) for v in series.astype("float64").tolist()]
+    elif series.dtype == "float64":
+        texts = [
+            "" if v != v else _number(v) if math.isfinite(v) else str(v) for v in series.tolist()
+        ]
+    elif pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
+        texts = series.astype("string").fillna("").tolist()
     else:
-        text = str(value).replace("\n", " ")
-    return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
+        texts = [_cell_text(v) for v in series.tolist()]
+    return [t if len(t) <= width else t[: max(width - 1, 1)] + "…" for t in texts]
 
 
 def _header(column: str, strip: str | None) -> str:
@@ -286,7 +303,7 @@ def render_table(frame: pd.DataFrame, fmt: str, width_limit: int | None) -> str:
     index = [str(i) if not isinstance(i, tuple) else "/".join(map(str, i)) for i in frame.index]
     columns = [str(c) for c in frame.columns]
     cell_width = _MAX_CELL if width_limit else 10**6
-    cells = {c: [_cell(c, v, cell_width) for v in frame[c]] for c in columns}
+    cells = {c: _cells(c, frame[c], cell_width) for c in columns}
     headers = {c: _header(c, "config.") for c in columns}
 
     def draw(chosen: list[str]) -> str:

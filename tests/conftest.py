@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -22,6 +23,8 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
 }
 os.environ.update(GIT_ENV)
+# The reader's per-user cache goes to a folder of this test session, not ~/.cache.
+os.environ["METICULOUS_HYDRA_CACHE_DIR"] = tempfile.mkdtemp(prefix="meticulous-cache-")
 
 
 def git(repo: Path, *args: str) -> str:

@@ -15,7 +15,8 @@ import pytest
 from conftest import PROJECT, git, run_python
 
 from meticulous_hydra import Experiment, ExperimentReader, Experiments, load_experiments
-from meticulous_hydra.reader import STANDARD_COLUMNS, ReadWarning
+from meticulous_hydra.frame import STANDARD_COLUMNS
+from meticulous_hydra.reader import ReadWarning
 
 
 def record(

@@ -1,0 +1,122 @@
+"""A per-user cache of the DataFrame of a root, so that reading it again costs
+one directory scan plus the folders that changed.
+
+A folder counts as unchanged while its modification time is: the recorder
+replaces files (it never edits them in place), which touches the folder. Runs
+still RUNNING (or DIED) are read again every time, and so are folders that
+changed within two seconds of the last save, whose time stamp may not yet
+tell a later change apart.
+
+The cache lives in ``$METICULOUS_HYDRA_CACHE_DIR``, else
+``$XDG_CACHE_HOME/meticulous-hydra``, else ``~/.cache/meticulous-hydra``;
+``METICULOUS_HYDRA_CACHE_DIR=off`` turns it off. It is the user's own: a file
+owned by someone else is ignored, never unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+VERSION = 1
+# Folders touched this recently may change again within the same time stamp.
+_RACY_NS = 2_000_000_000
+
+
+@dataclass
+class CachedRoot:
+    key: str
+    stamps: dict[str, int] = field(default_factory=dict)
+    volatile: set[str] = field(default_factory=set)
+    frame: pd.DataFrame | None = None
+
+
+def cache_dir() -> Path | None:
+    chosen = os.environ.get("METICULOUS_HYDRA_CACHE_DIR")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off", "0", "false", "no") else Path(chosen)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "meticulous-hydra"
+
+
+def cache_key(root: str, reader: type, died_after: float) -> str:
+    return f"{VERSION}\0{os.path.abspath(root)}\0{reader.__module__}.{reader.__qualname__}\0{died_after}"
+
+
+def _file_for(key: str) -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    return folder / (hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest() + ".pickle")
+
+
+def load(key: str) -> CachedRoot:
+    """The cached state for ``key``, or an empty one."""
+    path = _file_for(key)
+    empty = CachedRoot(key)
+    if path is None:
+        return empty
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():
+                return empty
+            cached = pickle.load(f)
+    except Exception:  # missing, truncated, or from another version: start afresh
+        return empty
+    if not isinstance(cached, CachedRoot) or cached.key != key:
+        return empty
+    return cached
+
+
+def volatile(cached: CachedRoot, running: set[str]) -> set[str]:
+    """The folders to read again next time: live runs, and folders touched
+    too recently for their time stamp to show the next change."""
+    now = time.time_ns()
+    return set(running) | {n for n, ns in cached.stamps.items() if now - ns < _RACY_NS}
+
+
+def save(cached: CachedRoot, running: set[str]) -> None:
+    """Store ``cached``; ``running`` (and recently touched folders) are re-read next time."""
+    path = _file_for(cached.key)
+    if path is None:
+        return
+    cached.volatile = volatile(cached, running)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(fd, "wb") as f:
+            pickle.dump(cached, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that can't be written is only slower
+
+
+def stamps(root: str) -> dict[str, int]:
+    """Modification time of every visible folder in ``root`` (one scan)."""
+    out: dict[str, int] = {}
+    for entry in os.scandir(root):
+        if entry.name.startswith("."):
+            continue
+        try:
+            if entry.is_dir():
+                out[entry.name] = entry.stat().st_mtime_ns
+        except OSError:
+            continue
+    return out
+
+
+def changed(cached: CachedRoot, now: dict[str, int]) -> tuple[list[str], list[str]]:
+    """Names to read again, and names gone since the cache was saved."""
+    old = cached.stamps
+    again = [n for n, ns in now.items() if old.get(n) != ns or n in cached.volatile]
+    gone = [n for n in old if n not in now]
+    return again, gone

@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,8 +59,18 @@ def _file_for(key: str) -> Path | None:
     return folder / (hashlib.sha1(key.encode("utf-8", "surrogateescape")).hexdigest() + ".pickle")
 
 
+_pending: list[threading.Thread] = []
+
+
+def flush() -> None:
+    """Wait for the cache files still being written by this process."""
+    while _pending:
+        _pending.pop().join()
+
+
 def load(key: str) -> CachedRoot:
     """The cached state for ``key``, or an empty one."""
+    flush()  # a save this process started must land before we read it back
     path = _file_for(key)
     empty = CachedRoot(key)
     if path is None:
@@ -84,14 +95,42 @@ def volatile(cached: CachedRoot, running: set[str]) -> set[str]:
 
 
 def save(cached: CachedRoot, running: set[str]) -> None:
-    """Store ``cached``; ``running`` (and recently touched folders) are re-read next time."""
+    """Store ``cached`` in the background; ``running`` (and recently touched
+    folders) are re-read next time.
+
+    The caller gets its DataFrame without waiting for the pickling. The thread
+    works on a shallow copy, which copy-on-write (always on from pandas 3)
+    keeps apart from whatever the caller then does to its frame; without
+    copy-on-write the save happens before returning.
+    """
+    import pandas as pd
+
+    cached.volatile = volatile(cached, running)
+    if cached.frame is None or not _copy_on_write(pd):
+        _write(cached)
+        return
+    snapshot = CachedRoot(
+        cached.key, dict(cached.stamps), set(cached.volatile), cached.frame.copy(deep=False)
+    )
+    # not a daemon: a process that exits right away still finishes the file
+    thread = threading.Thread(target=_write, args=(snapshot,), name="meticulous-cache-save")
+    thread.start()
+    _pending.append(thread)
+
+
+def _copy_on_write(pd: Any) -> bool:
+    if int(pd.__version__.split(".")[0]) >= 3:
+        return True
+    return getattr(pd.options.mode, "copy_on_write", False) is True
+
+
+def _write(cached: CachedRoot) -> None:
     path = _file_for(cached.key)
     if path is None:
         return
-    cached.volatile = volatile(cached, running)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as f:
             pickle.dump(cached, f, protocol=pickle.HIGHEST_PROTOCOL)

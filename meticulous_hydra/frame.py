@@ -132,7 +132,13 @@ def patch_frame(
         return kept
     new = frame_from_rows(rows, ids)
     combined = pd.concat([kept, new])
-    combined = combined.reindex(index=sorted(combined.index, key=sort_key))
+    replaced = frame.index[frame.index.isin(combined.index)]
+    if len(replaced) == len(combined):
+        combined = combined.reindex(index=replaced)  # same runs, changed: keep the order
+    elif len(kept) and sort_key(str(kept.index[-1])) < min(map(sort_key, ids)):
+        pass  # new runs after the last one: already in order
+    else:
+        combined = combined.reindex(index=sorted(combined.index, key=sort_key))
     combined = combined.reindex(columns=column_order(list(combined.columns)))
     for name in combined.columns:
         before = kept[name].dtype if name in kept.columns else None

@@ -35,6 +35,7 @@ def test_warm_and_incremental_loads_match_a_fresh_read(tmp_path: Path, cache_dir
     for lr in (0.1, 0.2, 0.3):
         record(root, lr=lr, seed=1)
     first = load_experiments(root)
+    cache.flush()
     assert len(list(cache_dir.glob("*.pickle"))) == 1
     assert_frame_equal(load_experiments(root), first)
     # new runs, a new column, a changed status, a removed folder
@@ -90,9 +91,11 @@ def test_a_damaged_or_foreign_cache_is_ignored(tmp_path: Path, cache_dir: Path) 
     root = tmp_path / "experiments"
     record(root, lr=0.1)
     expected = load_experiments(root)
+    cache.flush()
     (path,) = cache_dir.glob("*.pickle")
     path.write_bytes(b"\x80\x04truncated")
     assert_frame_equal(load_experiments(root), expected)
+    cache.flush()
 
     class Boom:
         def __reduce__(self):

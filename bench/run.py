@@ -1,0 +1,437 @@
+"""`make bench`: the performance figures of issue #9, each next to a baseline
+measured in the same run. Prints one table and writes bench/results.json.
+
+Whole processes are timed where a user would run one (the Hydra app, the CLI,
+a fresh Python session reading the runs); medians of several runs after a
+warm-up, with the compared commands interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+CLI = str(Path(PY).with_name("meticulous-summary"))
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
+
+
+def wall(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def interleaved(
+    commands: dict[str, tuple[list[str], dict[str, str] | None]], cwd: Path, runs: int
+) -> dict[str, float]:
+    """Median wall time of each command: one warm-up each, then ``runs``
+    rounds in which every command runs once."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for cmd, env in commands.values():
+        wall(cmd, cwd, env)
+    for _ in range(runs):
+        for name, (cmd, env) in commands.items():
+            times[name].append(wall(cmd, cwd, env))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def in_child(code: str, cwd: Path, env: dict[str, str] | None = None) -> dict:
+    """Run ``code`` in a fresh Python; it prints one JSON object as its last line."""
+    proc = subprocess.run(
+        [PY, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+TRIVIAL_APP = """
+import hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    return 0.0
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def make_app(workdir: Path) -> Path:
+    app = workdir / "app"
+    app.mkdir()
+    (app / "app.py").write_text(TRIVIAL_APP)
+    (app / ".gitignore").write_text("outputs/\nmultirun/\n")
+    env = {**os.environ, **GIT_ENV}
+    subprocess.run(["git", "init", "-q"], cwd=app, check=True, env=env)
+    subprocess.run(["git", "add", "-A"], cwd=app, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "app"], cwd=app, check=True, env=env)
+    return app
+
+
+def generate(root: Path, n: int, processes: int = 2) -> None:
+    per = [n // processes + (1 if i < n % processes else 0) for i in range(processes)]
+    procs = [
+        subprocess.Popen([PY, str(HERE / "generate.py"), str(root), str(k), str(seed)])
+        for seed, k in enumerate(per)
+    ]
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError("generating runs failed")
+
+
+READ_FLOOR = """
+import json, os, time
+import pandas
+from meticulous_hydra import layout
+root = {root!r}
+times = []
+for _ in range({repeat}):
+    start = time.perf_counter()
+    for entry in os.scandir(root):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        for name in (layout.METADATA, layout.CONFIG_JSON, layout.SUMMARY):
+            try:
+                with open(os.path.join(entry.path, name), "rb") as f:
+                    json.loads(f.read())
+            except FileNotFoundError:
+                pass
+        with open(os.path.join(entry.path, layout.STATUS), "rb") as f:
+            f.read()
+    times.append(time.perf_counter() - start)
+print(json.dumps({{"seconds": sorted(times)[len(times) // 2]}}))
+"""
+
+LOAD = """
+import json, resource, time
+import pandas
+from meticulous_hydra import load_experiments
+start = time.perf_counter()
+df = load_experiments({root!r})
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "rows": len(df), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "errors": int((df["status"] == "ERROR").sum()), "status7": str(df.loc["7", "status"])}}))
+"""
+
+NAIVE = """
+import json, os, time
+import pandas
+from omegaconf import OmegaConf
+root = {root!r}
+start = time.perf_counter()
+records = []
+for entry in os.scandir(root):
+    if entry.name.startswith("."):
+        continue
+    record = {{"id": entry.name, "config": OmegaConf.to_container(OmegaConf.load(os.path.join(entry.path, "config.yaml")))}}
+    for name in ("metadata.json", "summary.json"):
+        path = os.path.join(entry.path, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                record[name.split(".")[0]] = json.load(f)
+    with open(os.path.join(entry.path, "STATUS")) as f:
+        record["status"] = f.readline().strip()
+    records.append(record)
+df = pandas.json_normalize(records)
+print(json.dumps({{"seconds": time.perf_counter() - start, "rows": len(df)}}))
+"""
+
+
+def median_child(code: str, cwd: Path, runs: int, env: dict[str, str] | None = None) -> dict:
+    results = [in_child(code, cwd, env) for _ in range(runs)]
+    results.sort(key=lambda r: r["seconds"])
+    return results[len(results) // 2]
+
+
+def row(
+    figure: str, measured: float, baseline: float | None, unit: str, target: str, met: bool
+) -> dict:
+    return {
+        "figure": figure,
+        "measured": round(measured, 4),
+        "baseline": None if baseline is None else round(baseline, 4),
+        "ratio": None if not baseline else round(measured / baseline, 3),
+        "unit": unit,
+        "target": target,
+        "met": bool(met),
+    }
+
+
+def main() -> int:
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="meticulous-bench-"))
+    results: list[dict] = []
+    try:
+        app = make_app(work)
+
+        # 1. recording overhead of one run
+        t = interleaved(
+            {
+                "bare": ([PY, "app.py"], None),
+                "recorded": ([PY, "app.py", "hydra/callbacks=meticulous"], None),
+            },
+            app,
+            runs=9,
+        )
+        results.append(
+            row(
+                "run: Hydra app with the callback (s)",
+                t["recorded"],
+                t["bare"],
+                "s",
+                "ratio <= 1.25",
+                t["recorded"] / t["bare"] <= 1.25,
+            )
+        )
+
+        # 2. import cost, and what the import pulls in
+        t = interleaved(
+            {
+                "python": ([PY, "-c", "pass"], None),
+                "import": ([PY, "-c", "import meticulous_hydra"], None),
+            },
+            work,
+            runs=15,
+        )
+        heavy = in_child(
+            "import sys, json, meticulous_hydra; print(json.dumps(sorted({'pandas', 'git'} & set(sys.modules))))",
+            work,
+        )
+        added_ms = (t["import"] - t["python"]) * 1000
+        results.append(
+            row(
+                "import meticulous_hydra: added start-up (ms)",
+                added_ms,
+                t["python"] * 1000,
+                "ms",
+                "<= 30 ms, no pandas/git",
+                added_ms <= 30 and heavy == [],
+            )
+        )
+
+        # 3. read-back
+        roots = {}
+        for n in (1_000, 10_000):
+            roots[n] = work / f"runs{n}"
+            generate(roots[n], n)
+        per_size = {}
+        for n, root in roots.items():
+            cache_env = {"METICULOUS_HYDRA_CACHE_DIR": str(work / f"cache{n}")}
+            floor = in_child(READ_FLOOR.format(root=str(root), repeat=3), work)["seconds"]
+            colds = []
+            for i in range(3):  # each cold load in a fresh process with an empty cache
+                env = {"METICULOUS_HYDRA_CACHE_DIR": str(work / f"cold{n}-{i}")}
+                colds.append(in_child(LOAD.format(root=str(root)), work, env))
+            colds.sort(key=lambda r: r["seconds"])
+            cold = colds[1]
+            in_child(LOAD.format(root=str(root)), work, cache_env)  # fill the cache
+            warm = median_child(LOAD.format(root=str(root)), work, 5, cache_env)
+            naive = in_child(NAIVE.format(root=str(root)), work)
+            per_size[n] = {
+                "floor": floor,
+                "cold": cold,
+                "warm": warm,
+                "naive": naive,
+                "env": cache_env,
+            }
+
+        big = per_size[10_000]
+        results.append(
+            row(
+                "read 10k cold vs the floor (s)",
+                big["cold"]["seconds"],
+                big["floor"],
+                "s",
+                "ratio <= 3",
+                big["cold"]["seconds"] <= 3 * big["floor"],
+            )
+        )
+        speedup = big["naive"]["seconds"] / big["cold"]["seconds"]
+        results.append(
+            row(
+                "read 10k naive (OmegaConf.load + json_normalize) (s)",
+                big["naive"]["seconds"],
+                big["cold"]["seconds"],
+                "s",
+                "cold >= 10x faster",
+                speedup >= 10,
+            )
+        )
+        results.append(
+            row(
+                "read 10k warm (s)",
+                big["warm"]["seconds"],
+                big["floor"],
+                "s",
+                "<= 0.3 s",
+                big["warm"]["seconds"] <= 0.3,
+            )
+        )
+
+        # incremental: 10 runs added, then one STATUS changed
+        root = roots[10_000]
+        generate(root, 10, processes=1)
+        added = in_child(LOAD.format(root=str(root)), work, big["env"])
+        time.sleep(2.1)  # let the just-written folders age past the cache's racy window
+        in_child(LOAD.format(root=str(root)), work, big["env"])
+        warm_again = median_child(LOAD.format(root=str(root)), work, 5, big["env"])
+        from meticulous_hydra import layout
+
+        # as the recorder writes it: a new file moved into place
+        layout.write_status(root / "7" / layout.STATUS, layout.INTERRUPTED, "SIGTERM")
+        changed = in_child(LOAD.format(root=str(root)), work, big["env"])
+        incr = max(added["seconds"], changed["seconds"])
+        results.append(
+            row(
+                "read 10k incremental: +10 runs / 1 STATUS (s)",
+                incr,
+                warm_again["seconds"],
+                "s",
+                "ratio <= 2, change shown",
+                incr <= 2 * warm_again["seconds"]
+                and added["rows"] == 10_010
+                and changed["status7"] == "INTERRUPTED",
+            )
+        )
+        results.append(
+            row(
+                "read 10k peak memory (MB)",
+                big["cold"]["rss_mb"],
+                None,
+                "MB",
+                "<= 250 MB",
+                big["cold"]["rss_mb"] <= 250,
+            )
+        )
+        for what in ("cold", "warm", "naive"):
+            small, large = per_size[1_000][what]["seconds"], big[what]["seconds"]
+            results.append(
+                row(
+                    f"scaling 1k -> 10k, {what} (s per 1k runs at 10k)",
+                    large / 10,
+                    small,
+                    "s",
+                    "linear or better (ratio <= 1.3)",
+                    large / 10 <= 1.3 * small,
+                )
+            )
+        small_floor = per_size[1_000]["floor"]
+        results.append(
+            row(
+                "scaling 1k -> 10k, floor (s per 1k runs at 10k)",
+                big["floor"] / 10,
+                small_floor,
+                "s",
+                "(reference)",
+                True,
+            )
+        )
+
+        # 4. the CLI on 10,000 runs, whole process, warm cache
+        t = interleaved(
+            {
+                "pandas": ([PY, "-c", "import pandas"], None),
+                "cli": ([CLI, str(root), "--output", str(work / "table.txt")], big["env"]),
+            },
+            work,
+            runs=5,
+        )
+        results.append(
+            row(
+                "meticulous-summary on 10k, warm (s)",
+                t["cli"],
+                t["pandas"],
+                "s",
+                "<= 1.0 s",
+                t["cli"] <= 1.0,
+            )
+        )
+
+        # 5. a joblib sweep of 32 trivial jobs on 4 workers
+        sweep = [
+            PY,
+            "app.py",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=4",
+            "+i=range(32)",
+        ]
+        t = interleaved(
+            {"bare": (sweep, None), "recorded": ([*sweep, "hydra/callbacks=meticulous"], None)},
+            app,
+            runs=3,
+        )
+        results.append(
+            row(
+                "joblib sweep, 32 jobs on 4 workers (s)",
+                t["recorded"],
+                t["bare"],
+                "s",
+                "ratio <= 1.25",
+                t["recorded"] / t["bare"] <= 1.25,
+            )
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    from tabulate import tabulate
+
+    table = [
+        [
+            r["figure"],
+            r["measured"],
+            r["baseline"],
+            r["ratio"],
+            r["target"],
+            "yes" if r["met"] else "NO",
+        ]
+        for r in results
+    ]
+    print(
+        tabulate(
+            table,
+            headers=["figure", "measured", "baseline", "ratio", "target", "met"],
+            tablefmt="github",
+        )
+    )
+    print(
+        f"\n{sum(r['met'] for r in results)}/{len(results)} met; took {time.perf_counter() - started:.0f} s"
+    )
+    (HERE / "results.json").write_text(
+        json.dumps(
+            {"python": sys.version.split()[0], "cpus": os.cpu_count(), "results": results}, indent=2
+        )
+        + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ import enum
 import math
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -26,6 +27,7 @@ class Split(enum.Enum):
 @dataclass
 class DataConfig:
     name: str = "synthetic"
+    root: Path = Path("/datasets/synthetic")
     n_samples: int = 1000
     noise: float = 0.1
     split: Split = Split.TRAIN

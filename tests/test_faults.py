@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -322,6 +323,35 @@ def test_read_only_root_fails_before_the_task(tmp_path: Path) -> None:
         assert (
             len(lines) == 1 and "ro/experiments" in lines[0] and "Read-only file system" in lines[0]
         )
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to run the child as another user")
+def test_permission_denied_is_one_clear_line() -> None:
+    # pytest's tmp_path is private to root: use a folder the child can enter
+    base = Path(tempfile.mkdtemp(prefix="meticulous-perm-"))
+    try:
+        base.chmod(0o755)
+        root = base / "locked"
+        root.mkdir(mode=0o755)  # owned by root: the child, as nobody, can't write there
+        write_script(
+            base,
+            "run.py",
+            "from meticulous_hydra import Experiment\nExperiment({}, root='locked', code_dir='.')\n",
+        )
+        proc = subprocess.run(
+            [sys.executable, "run.py"],
+            cwd=base,
+            capture_output=True,
+            text=True,
+            user=65534,
+            group=65534,
+            env={**os.environ, "METICULOUS_HYDRA_CACHE_DIR": "off", "HOME": str(base)},
+        )
+    finally:
+        shutil.rmtree(base)
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "cannot" in last and str(root) in last and "Permission denied" in last
 
 
 # -- huge and odd output -------------------------------------------------------------------------

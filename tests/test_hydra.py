@@ -34,6 +34,7 @@ def test_single_run(app_repo: Path) -> None:
     assert config["checkpoint"] == str(folder / "model.pt")  # ${hydra:runtime.output_dir}
     assert config["run_name"] == "mlp-adam-lr0.001"  # interpolations resolved
     assert config["data"]["split"] == "TRAIN"  # structured config enum
+    assert config["data"]["root"] == "/datasets/synthetic"  # and a Path, as text
     assert "hydra" not in config
     # Hydra's own copy stays unresolved
     assert "${hydra:runtime.output_dir}" in (folder / ".hydra" / "config.yaml").read_text()
@@ -78,6 +79,11 @@ def test_multirun_basic_launcher(app_repo: Path) -> None:
     )
     assert proc.returncode == 1  # Hydra reports the failed job
     metas = check_sweep(app_repo / "experiments", 4, failing={1, 3})
+    # one process ran every job: each folder holds its own output only
+    for folder in folders(app_repo / "experiments"):
+        out = (folder / "stdout").read_text()
+        name = yaml.safe_load((folder / "config.yaml").read_text())["run_name"]
+        assert out.count("training ") == 1 and f"training {name} " in out
     sweep_dir = Path(metas[0]["sweep"]["dir"])
     assert (sweep_dir / "multirun.yaml").exists()
     assert not (app_repo / "experiments" / "multirun.yaml").exists()
@@ -219,6 +225,12 @@ def test_resolution_missing_values_and_secrets(edge_app: Path) -> None:
     assert "abc123" not in (folder / "metadata.json").read_text()
     assert "hunter2" not in (folder / "config.json").read_text()
     assert json.loads((folder / "summary.json").read_text()) == {"return_value": 0.25}
+    # the patterns are an option; an empty list turns redaction off
+    run_python(["app.py", ON, "hydra.callbacks.meticulous.redact=[]"], edge_app, check=True)
+    assert (
+        yaml.safe_load((edge_app / "experiments" / "2" / "config.yaml").read_text())["api_token"]
+        == "s3cret"
+    )
 
 
 @pytest.mark.parametrize(
@@ -322,6 +334,24 @@ def test_dirty_tree_stops_the_run_loudly(edge_app: Path) -> None:
     assert not (edge_app / "experiments" / "1").exists()
     run_python(["app.py", ON, "hydra.callbacks.meticulous.allow_dirty=true"], edge_app, check=True)
     assert "# edited" in (edge_app / "experiments" / "1" / "git.diff").read_text()
+
+
+def test_shipped_config_matches_the_class_defaults() -> None:
+    import inspect
+
+    from meticulous_hydra import MeticulousCallback
+
+    shipped = yaml.safe_load(
+        (
+            Path(__file__).parents[1] / "meticulous_hydra/conf/hydra/callbacks/meticulous.yaml"
+        ).read_text()
+    )["hydra"]["callbacks"]["meticulous"]
+    defaults = {
+        name: p.default for name, p in inspect.signature(MeticulousCallback).parameters.items()
+    }
+    assert {k: v for k, v in shipped.items() if k != "_target_"} == {
+        k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()
+    }
 
 
 def test_callback_pickles() -> None:

@@ -78,6 +78,7 @@ def test_status_follows_how_the_run_ends(
 
 
 def test_files_of_a_run(script: Path) -> None:
+    git(script.parent, "remote", "add", "origin", "https://example.com/lab/project.git")
     proc = run_python([str(script), "ok"], script.parent, check=True)
     folder = script.parent / "experiments" / "1"
     import yaml
@@ -94,6 +95,7 @@ def test_files_of_a_run(script: Path) -> None:
     assert meta["git"]["branch"] == "main"
     assert meta["git"]["message"] == "add script"
     assert meta["git"]["dirty"] is False
+    assert meta["git"]["remote"] == "https://example.com/lab/project.git"
     assert meta["format_version"] == layout.FORMAT_VERSION
     assert meta["id"] == "1" and meta["pid"] > 0 and meta["host"]
     assert meta["argv"] == [str(script), "ok"]

@@ -111,7 +111,7 @@ import os, random, signal, sys
 
 seed = int(sys.argv[1])
 rng = random.Random(seed)
-target = rng.randint(1, 40)
+target = rng.randint(1, 40) if seed % 6 else 10**9  # every 6th run is left to finish
 calls = 0
 
 def killing(real):

@@ -236,8 +236,11 @@ class Experiment:
             self._summary = {}
         banner = f"\n===== meticulous-hydra: restart {self.restarts} at {self._start_time.isoformat()} =====\n"
         for name in (layout.STDOUT, layout.STDERR):
-            with open(self.dir / name, "a", encoding="utf-8") as f:
-                f.write(banner)
+            fd = layout.open_append(self.dir / name)
+            try:
+                os.write(fd, banner.encode())
+            finally:
+                os.close(fd)
 
     def _write_start_files(self) -> None:
         # The reader counts a folder as an experiment once metadata.json is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,16 @@ _GROUP_ORDER = {"config": 1, "summary": 2, "metadata": 3}
 _TIME_COLUMNS = ("start_time", "end_time")
 
 
+def hashable(value: Any) -> Any:
+    """Lists become tuples (recursively) so that every cell can be hashed,
+    grouped and counted; a dict inside a list becomes its JSON text."""
+    if type(value) is list:
+        return tuple(hashable(v) for v in value)
+    if type(value) is dict:
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
 def column_order(names: Sequence[str]) -> list[str]:
     """Standard columns first, then config, summary, metadata and the rest,
     each group in the order first seen."""
@@ -49,9 +60,7 @@ def _retype(series: pd.Series) -> pd.Series:
     if kinds == {int, float}:
         return series.astype("float64")
     if list in kinds or dict in kinds:
-        from .reader import _hashable
-
-        return series.map(_hashable, na_action="ignore")
+        return series.map(hashable, na_action="ignore")
     return series
 
 

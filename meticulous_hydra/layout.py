@@ -43,9 +43,10 @@ STATUSES = (RUNNING, *FINAL_STATUSES)
 # which every JSON parser reads back as a float overflowing to +-inf.
 _POS_INF = "1e999"
 _NEG_INF = "-1e999"
-# to_jsonable stands infinities in as these strings, which dumps_json swaps for
-# the numbers; a NUL byte can't come from a user string unescaped.
-_INF_MARK = "\\u0000meticulous-inf"
+# to_jsonable stands infinities in as this string (plus "+" or "-"), which
+# dumps_json swaps for the numbers: text with a NUL byte in it is no config value.
+_INF = "\x00meticulous-inf"
+_INF_MARK = json.dumps(_INF)[1:-1]
 
 _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
@@ -209,6 +210,9 @@ def now() -> _dt.datetime:
     return _dt.datetime.now().astimezone()
 
 
+_ARRAY_MODULES = ("numpy", "torch", "jax", "jaxlib")
+
+
 class NotSerializable(TypeError):
     """A value that has no faithful JSON form."""
 
@@ -224,7 +228,7 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "") -> Any:
         return value
     if isinstance(value, float):
         if math.isinf(value):
-            return "\x00meticulous-inf" + ("+" if value > 0 else "-")
+            return _INF + ("+" if value > 0 else "-")
         return None if math.isnan(value) else value
     if isinstance(value, Mapping):
         return {
@@ -240,19 +244,9 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "") -> Any:
         return str(value)
     if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
         return value.isoformat()
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        # numpy scalars and arrays both have tolist(); no numpy import needed.
+    if type(value).__module__.partition(".")[0] in _ARRAY_MODULES and hasattr(value, "tolist"):
+        # scalars and arrays of numpy, torch and jax all have tolist(): no import needed
         return to_jsonable(value.tolist(), strict=strict, key=key)
-    if (
-        hasattr(value, "item")
-        and callable(value.item)
-        and type(value).__module__
-        in (
-            "torch",
-            "jax",
-        )
-    ):
-        return to_jsonable(value.item(), strict=strict, key=key)
     if isinstance(getattr(value, "name", None), str) and hasattr(value, "fileno"):
         return value.name  # an open file, e.g. from argparse.FileType
     if strict:
@@ -273,6 +267,8 @@ def deep_merge(base: dict, update: Mapping) -> dict:
     return base
 
 
-def is_experiment_dir(path: Path) -> bool:
-    """A folder the recorder wrote: it has a STATUS or a metadata.json."""
-    return (path / STATUS).exists() or (path / METADATA).exists()
+def is_experiment_dir(path: str | os.PathLike[str]) -> bool:
+    """A folder the recorder wrote: it has a metadata.json or a STATUS."""
+    return os.path.exists(os.path.join(path, METADATA)) or os.path.exists(
+        os.path.join(path, STATUS)
+    )

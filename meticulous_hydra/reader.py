@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import layout
 from .environment import hostname
-from .frame import frame_from_rows
+from .frame import frame_from_rows, hashable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,16 +33,6 @@ class ReadWarning(UserWarning):
     """Some experiment folders could not be read completely."""
 
 
-def _hashable(value: Any) -> Any:
-    """Lists become tuples (recursively) so that every cell can be hashed,
-    grouped and counted; a dict inside a list becomes its JSON text."""
-    if type(value) is list:
-        return tuple(_hashable(v) for v in value)
-    if type(value) is dict:
-        return json.dumps(value, sort_keys=True)
-    return value
-
-
 def flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
     """Write every leaf of ``tree`` into ``out`` as ``prefix.dotted.path``.
     Keys are joined as they are, so a key holding a dot stays one column."""
@@ -55,7 +45,7 @@ def flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[s
             else:
                 out[prefix + key] = None  # an empty mapping has no leaves
         elif kind is list:
-            out[prefix + key] = _hashable(value)
+            out[prefix + key] = hashable(value)
         else:
             out[prefix + key] = value
     return out
@@ -269,7 +259,7 @@ class ExperimentReader:
             "git.sha": git.get("sha"),
             "git.branch": git.get("branch"),
             "git.dirty": git.get("dirty"),
-            "overrides": _hashable(meta.get("overrides", [])),
+            "overrides": hashable(meta.get("overrides", [])),
             "sweep.id": sweep.get("id"),
             "sweep.job_num": sweep.get("job_num"),
         }
@@ -300,9 +290,7 @@ def experiment_names(root: str | os.PathLike[str]) -> list[str]:
         # hidden names are the root's own (.gitignore, .sweeps) or temp files
         if entry.name.startswith(".") or not entry.is_dir():
             continue
-        if os.path.exists(os.path.join(entry.path, layout.METADATA)) or os.path.exists(
-            os.path.join(entry.path, layout.STATUS)
-        ):
+        if layout.is_experiment_dir(entry.path):
             names.append(entry.name)
     names.sort(key=_sort_key)
     return names
@@ -345,12 +333,6 @@ class Experiments(Mapping[str, ExperimentReader]):
         return root_frame(self.root, self.reader, died_after=self.died_after, cache=cache)
 
 
-def _is_experiment(path: str) -> bool:
-    return os.path.exists(os.path.join(path, layout.METADATA)) or os.path.exists(
-        os.path.join(path, layout.STATUS)
-    )
-
-
 def _read(
     base: str, names: Sequence[str], reader: type[ExperimentReader], died_after: float
 ) -> list[dict]:
@@ -384,7 +366,7 @@ def root_frame(
             frame = cached.frame
         else:
             names = sorted(
-                (n for n in again if _is_experiment(os.path.join(base, n))), key=_sort_key
+                (n for n in again if layout.is_experiment_dir(os.path.join(base, n))), key=_sort_key
             )
             rows = _read(base, names, reader, died_after)
             if cached.frame is None:

@@ -397,7 +397,7 @@ def _warn_damaged(frame: pd.DataFrame, root: str) -> None:
         f"{len(damaged)} experiment(s) under {root} read incompletely ({shown}{more}); "
         "see the read_error column",
         ReadWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
 
 

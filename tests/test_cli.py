@@ -95,6 +95,22 @@ def test_filter_sort_columns(runs: Path) -> None:
     assert losses == sorted(losses, reverse=True)
 
 
+@pytest.mark.parametrize(
+    ("expression", "ids"),
+    [
+        ("status in ['ERROR', 'DIED']", ["3", "6"]),
+        ("sweep.id is None", ["9"]),
+        ("optimizer.lr * 10 >= 20", ["3", "6"]),
+        ("not (status == 'SUCCESS') or `metadata.adapter` == 'argparse'", ["3", "6", "9"]),
+        ("model.name == 'resnet' and summary.loss < 1", ["5"]),
+    ],
+)
+def test_filter_expressions(runs: Path, expression: str, ids: list[str]) -> None:
+    proc = summary("--filter", expression, "--format", "json", cwd=runs)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["id"] for r in json.loads(proc.stdout)] == ids
+
+
 def test_group_by_averages_summary(runs: Path) -> None:
     proc = summary("--group-by", "model.name", "--status", "SUCCESS", "--format", "json", cwd=runs)
     assert proc.returncode == 0, proc.stderr

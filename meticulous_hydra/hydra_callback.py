@@ -78,7 +78,9 @@ def _fail(message: str) -> None:
 
 
 def _user_set(config: DictConfig, key: str) -> bool:
-    return any(str(o).lstrip("+").startswith(f"{key}=") for o in config.hydra.overrides.hydra)
+    # raw strings: an override's value may itself be an interpolation
+    overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
+    return any(str(o).lstrip("+").startswith(f"{key}=") for o in overrides)
 
 
 class MeticulousCallback(Callback):
@@ -199,9 +201,10 @@ class MeticulousCallback(Callback):
         resolved, missing = resolve_job_config(config)
         choices = {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items()}
         redactor = Redactor(self.redact)
-        task_overrides = redactor.overrides(list(hc.overrides.task))
+        given = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
+        task_overrides = redactor.overrides(given)
         override_dirname = hc.job.override_dirname
-        for original, shown in zip(hc.overrides.task, task_overrides, strict=True):
+        for original, shown in zip(given, task_overrides, strict=True):
             override_dirname = override_dirname.replace(original, shown)
         job_num = OmegaConf.select(config, "hydra.job.num", default=None)
         hydra_meta = {

@@ -296,6 +296,25 @@ def test_user_run_dir_is_respected(edge_app: Path) -> None:
     assert not (edge_app / "experiments" / "1").exists()
 
 
+def test_user_sweep_subdir_is_respected(edge_app: Path) -> None:
+    run_python(
+        [
+            "app.py",
+            "-m",
+            ON,
+            "hydra.sweep.dir=sweeps",
+            "hydra.sweep.subdir=job_${hydra.job.num}",
+            "mode=ok,exit0",
+        ],
+        edge_app,
+        check=True,
+    )
+    for num in (0, 1):
+        folder = edge_app / "sweeps" / f"job_{num}"
+        assert status_of(folder)[0] == "SUCCESS" and meta(folder)["sweep"]["job_num"] == num
+    assert not (edge_app / "experiments").exists()
+
+
 def test_options_from_the_command_line(edge_app: Path) -> None:
     run_python(
         [

@@ -111,3 +111,66 @@ class FdTee:
         if self._thread is not None:
             self._thread.join(_JOIN_TIMEOUT)
             self._thread = None
+
+
+class StreamTee:
+    """Copy what Python writes to ``sys.<name>`` into ``path`` when that stream
+    does not end in the file descriptor (Jupyter, IDEs, pytest's capture);
+    the fd-level tee then misses it."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        self.name = name
+        self.path = path
+        self._original: object | None = None
+        self._wrapper: _TeeStream | None = None
+
+    @staticmethod
+    def needed(name: str, fd: int) -> bool:
+        stream = getattr(sys, name)
+        try:
+            return stream.fileno() != fd
+        except (AttributeError, OSError, ValueError):
+            return True
+
+    def start(self) -> None:
+        self._original = getattr(sys, self.name)
+        self._wrapper = _TeeStream(self._original, open_append(self.path))
+        setattr(sys, self.name, self._wrapper)
+
+    def stop(self) -> None:
+        if self._wrapper is None:
+            return
+        if getattr(sys, self.name) is self._wrapper:
+            setattr(sys, self.name, self._original)
+        self._wrapper.close_copy()
+        self._wrapper = None
+
+
+class _TeeStream:
+    """A text stream that writes to ``original`` and, encoded, to ``fd``;
+    everything else is the original's."""
+
+    def __init__(self, original: object, fd: int) -> None:
+        self._original = original
+        self._fd: int | None = fd
+
+    def write(self, text: str) -> int:
+        result = self._original.write(text)  # type: ignore[attr-defined]
+        if self._fd is not None:
+            try:
+                _write_all(self._fd, text.encode("utf-8", "replace"))
+            except OSError:
+                self.close_copy()  # disk full: the program's own output goes on
+        return result
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def close_copy(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._original, name)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import layout
-from .capture import FdTee
+from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .gitstate import GitState, read_git_state
 from .hooks import HOOKS
@@ -108,7 +108,7 @@ class Experiment:
         self.norecord = norecord
         self.description = description
         self._finished = False
-        self._tees: list[FdTee] = []
+        self._tees: list[FdTee | StreamTee] = []
         self._metrics_fd: int | None = None
         self._beat_stop = threading.Event()
         self._pending: tuple[str, str] | None = None
@@ -257,10 +257,13 @@ class Experiment:
         layout.write_json(self.dir / layout.METADATA, self.metadata)
 
     def _start_capture(self) -> None:
-        for fd, name in ((1, layout.STDOUT), (2, layout.STDERR)):
-            tee = FdTee(fd, self.dir / name)
-            tee.start()
-            self._tees.append(tee)
+        for fd, stream, name in ((1, "stdout", layout.STDOUT), (2, "stderr", layout.STDERR)):
+            tees: list[FdTee | StreamTee] = [FdTee(fd, self.dir / name)]
+            if StreamTee.needed(stream, fd):
+                tees.append(StreamTee(stream, self.dir / name))
+            for tee in tees:
+                tee.start()
+                self._tees.append(tee)
 
     def _heartbeat(self) -> None:
         # STATUS's mtime is the sign of life the reader checks for runs on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -420,3 +421,20 @@ def test_git_state_of_the_scripts_repo_not_the_cwd(tmp_path: Path) -> None:
     run_python([str(code_repo / "run.py")], elsewhere, check=True)
     meta = json.loads((elsewhere / "experiments" / "1" / "metadata.json").read_text())
     assert meta["git"]["toplevel"] == str(code_repo)
+
+
+def test_output_is_captured_where_python_streams_are_not_the_fds(tmp_path: Path, capsys) -> None:
+    # pytest's capture stands in for Jupyter and IDEs: sys.stdout has no fd 1 behind it
+    from meticulous_hydra import Experiment
+
+    with Experiment({}, root=tmp_path, code_dir=tmp_path) as exp:
+        print("printed in a notebook")
+        print("a warning", file=sys.stderr)
+        os.system("echo from a child")
+    assert "printed in a notebook" in (exp.dir / "stdout").read_text()
+    assert "from a child" in (exp.dir / "stdout").read_text()
+    assert "a warning" in (exp.dir / "stderr").read_text()
+    captured = capsys.readouterr()
+    assert "printed in a notebook" in captured.out and "a warning" in captured.err
+    print("after the run")
+    assert "after the run" not in (exp.dir / "stdout").read_text()

@@ -189,7 +189,7 @@ class MeticulousCallback(Callback):
     # -- job process -----------------------------------------------------------
 
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
-        from .hydra_config import resolve_job_config
+        from .hydra_config import hydra_metadata, redact_hydra_files, resolve_job_config
 
         self._end_stale_run()
         if self._off:
@@ -199,27 +199,10 @@ class MeticulousCallback(Callback):
             self._read_git(config)
         hc = HydraConfig.get()
         resolved, missing = resolve_job_config(config)
-        choices = {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items()}
         redactor = Redactor(self.redact)
-        given = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
-        task_overrides = redactor.overrides(given)
-        override_dirname = hc.job.override_dirname
-        for original, shown in zip(given, task_overrides, strict=True):
-            override_dirname = override_dirname.replace(original, shown)
-        job_num = OmegaConf.select(config, "hydra.job.num", default=None)
-        hydra_meta = {
-            "mode": str(hc.mode.name if hasattr(hc.mode, "name") else hc.mode),
-            "job_name": hc.job.name,
-            "job_num": job_num,
-            "job_id": OmegaConf.select(config, "hydra.job.id", default=None),
-            "override_dirname": override_dirname,
-            "overrides": task_overrides,
-            "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
-            "launcher": choices.get("hydra/launcher"),
-            "sweeper": choices.get("hydra/sweeper"),
-            "config_name": hc.job.config_name,
-            "output_dir": hc.runtime.output_dir,
-        }
+        hydra_meta = hydra_metadata(config, hc, redactor)
+        redact_hydra_files(hc, redactor, resolved)
+        job_num = hydra_meta["job_num"]
         sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
         code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
         try:
@@ -228,7 +211,7 @@ class MeticulousCallback(Callback):
                 folder=hc.runtime.output_dir,
                 description=self.description,
                 capture_output=self.capture_output,
-                overrides=task_overrides,
+                overrides=hydra_meta["overrides"],
                 metadata={
                     "adapter": "hydra",
                     "hydra": hydra_meta,

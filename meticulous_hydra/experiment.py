@@ -380,7 +380,9 @@ class Experiment:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None:
-            self.finish()
+            self.finish(
+                layout.SUCCESS
+            )  # the block ended normally, whatever sys.exit was caught in it
         else:
             self.finish_from_exception(exc)
         # never swallow: the exception goes on up

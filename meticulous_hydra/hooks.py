@@ -89,9 +89,11 @@ class _ProcessHooks:
         from .experiment import status_from_exit_code
 
         previous = self._saved.get("exit", sys.__dict__.get("exit"))
-        status = status_from_exit_code(code)
-        for exp in _active():
-            exp.mark(*status)
+        # sys.exit in another thread only ends that thread
+        if threading.current_thread() is threading.main_thread():
+            status = status_from_exit_code(code)
+            for exp in _active():
+                exp.mark(*status)
         previous(code)
 
     def _sigint(self, signum: int, frame: Any) -> None:

@@ -438,3 +438,25 @@ def test_output_is_captured_where_python_streams_are_not_the_fds(tmp_path: Path,
     assert "printed in a notebook" in captured.out and "a warning" in captured.err
     print("after the run")
     assert "after the run" not in (exp.dir / "stdout").read_text()
+
+
+def test_a_caught_exit_or_one_in_a_thread_does_not_decide_the_status(tmp_path: Path) -> None:
+    import contextlib
+    import threading
+
+    from meticulous_hydra import Experiment
+
+    with Experiment({}, root=tmp_path, capture_output=False, code_dir=tmp_path) as exp:
+        try:
+            sys.exit(2)  # e.g. a tool's argparse failing inside the run, handled
+        except SystemExit:
+            pass
+
+        def quit_thread() -> None:
+            with contextlib.suppress(SystemExit):
+                sys.exit(1)
+
+        worker = threading.Thread(target=quit_thread)
+        worker.start()
+        worker.join()
+    assert status_of(exp.dir) == ("SUCCESS", "")

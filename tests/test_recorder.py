@@ -459,4 +459,10 @@ def test_a_caught_exit_or_one_in_a_thread_does_not_decide_the_status(tmp_path: P
         worker = threading.Thread(target=quit_thread)
         worker.start()
         worker.join()
+        assert status_of(exp.dir)[0] == "ERROR"  # the caught sys.exit(2), written at once
+        exp.mark("RUNNING")
+        worker = threading.Thread(target=quit_thread)
+        worker.start()
+        worker.join()
+        assert status_of(exp.dir)[0] == "RUNNING"  # the thread's exit wrote nothing
     assert status_of(exp.dir) == ("SUCCESS", "")

@@ -108,6 +108,7 @@ class Experiment:
         self.norecord = norecord
         self.description = description
         self._finished = False
+        self._pid = os.getpid()
         self._tees: list[FdTee | StreamTee] = []
         self._metrics_fd: int | None = None
         self._beat_stop = threading.Event()
@@ -324,7 +325,7 @@ class Experiment:
     def mark(self, status: str, detail: str = "") -> None:
         """Write a final-looking status now, without ending the run: what a
         signal or ``sys.exit`` means if the process dies before finishing."""
-        if self.norecord or self._finished:
+        if self.norecord or self._finished or os.getpid() != self._pid:
             return
         self._pending = (status, detail)
         try:
@@ -349,7 +350,9 @@ class Experiment:
             _active.remove(self)
         if not _active:
             HOOKS.uninstall()
-        if self.norecord:
+        if self.norecord or os.getpid() != self._pid:
+            # A forked child (a data loader worker, say) inherited the object
+            # and the hooks: the run is its parent's to end.
             return
         if status is None:
             status, detail = self._pending or self.default_end

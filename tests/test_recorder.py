@@ -466,3 +466,30 @@ def test_a_caught_exit_or_one_in_a_thread_does_not_decide_the_status(tmp_path: P
         worker.join()
         assert status_of(exp.dir)[0] == "RUNNING"  # the thread's exit wrote nothing
     assert status_of(exp.dir) == ("SUCCESS", "")
+
+
+def test_a_forked_child_leaves_the_run_to_its_parent(tmp_path: Path) -> None:
+    write_script(
+        tmp_path,
+        "fork.py",
+        """
+        import os, sys
+        from meticulous_hydra import Experiment
+        exp = Experiment({}, code_dir=".")
+        pid = os.fork()
+        if pid == 0:
+            print("child", flush=True)
+            sys.exit(3)            # the child's exit runs the inherited atexit hooks
+        _, code = os.waitpid(pid, 0)
+        print("parent saw", os.waitstatus_to_exitcode(code), flush=True)
+        print("status after the child:", (exp.dir / "STATUS").read_text().split()[0], flush=True)
+        exp.summary({"after": 1})
+        """,
+    )
+    proc = run_python(["fork.py"], tmp_path, check=True)
+    assert "parent saw 3" in proc.stdout
+    assert "status after the child: RUNNING" in proc.stdout
+    folder = tmp_path / "experiments" / "1"
+    assert status_of(folder) == ("SUCCESS", "")
+    assert "child" in (folder / "stdout").read_text()
+    assert json.loads((folder / "summary.json").read_text()) == {"after": 1}

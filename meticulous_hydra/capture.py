@@ -8,6 +8,7 @@ printing gigabytes needs no more memory than one chunk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -16,9 +17,8 @@ from pathlib import Path
 from .layout import open_append
 
 _CHUNK = 1 << 16
-# How long stop() waits for the pump after restoring the fd. A child process
-# that inherited the pipe keeps it open; the pump then carries on by itself.
-_JOIN_TIMEOUT = 5.0
+# stop() waits at most this long for the pump to copy what the run wrote.
+_DRAIN_TIMEOUT = 5.0
 
 
 def _flush_python_streams() -> None:
@@ -39,13 +39,24 @@ def _write_all(fd: int, data: bytes) -> None:
 
 class FdTee:
     """Copy everything written to ``fd`` into ``path`` (appending) while it
-    still reaches wherever ``fd`` pointed before."""
+    still reaches wherever ``fd`` pointed before.
+
+    Child processes that inherited the pipe may outlive the run and keep it
+    open, so the pump can't wait for the end of the pipe to know it copied
+    everything: stop() sends a marker through it instead, and returns once
+    the pump has passed it. Whatever such children print later still goes
+    to the terminal, and to this run's file.
+    """
 
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
         self._saved: int | None = None
+        self._write_end: int | None = None
         self._thread: threading.Thread | None = None
+        self._drained = threading.Event()
+        # NUL bytes never start a line of text output; random, so never forged
+        self._marker = b"\x00meticulous-drain-" + os.urandom(8).hex().encode() + b"\x00"
 
     def start(self) -> None:
         _flush_python_streams()
@@ -57,60 +68,75 @@ class FdTee:
             return
         read_end, write_end = os.pipe()
         os.dup2(write_end, self.fd)
-        os.close(write_end)
-        self._saved = saved
+        self._saved, self._write_end = saved, write_end
         self._thread = threading.Thread(
             target=self._pump,
-            args=(read_end, out, saved, self.path),
+            args=(read_end, out, saved),
             name=f"meticulous-tee-{self.fd}",
             daemon=True,
         )
         self._thread.start()
 
-    @staticmethod
-    def _pump(read_end: int, out: int, terminal: int, out_path: Path) -> None:
-        terminal_ok = True
-        file_ok = True
+    def _pump(self, read_end: int, out: int, terminal: int) -> None:
+        targets = {"file": out, "terminal": terminal}
+        carry = b""
         try:
             while True:
                 data = os.read(read_end, _CHUNK)
                 if not data:
                     break
-                if file_ok:
+                data, carry = self._split_marker(carry + data)
+                for name in list(targets):
                     try:
-                        _write_all(out, data)
+                        _write_all(targets[name], data)
                     except OSError as e:
-                        # Disk full or the like: the program's own output must
-                        # keep flowing, so only the copy stops.
-                        file_ok = False
-                        data = (
-                            f"meticulous-hydra: stopped copying output to {out_path}: {e}\n".encode()
-                            + data
-                        )
-                if terminal_ok:
-                    try:
-                        _write_all(terminal, data)
-                    except OSError:
-                        terminal_ok = False  # terminal went away: keep the file going
+                        # disk full or terminal gone: the other copy goes on
+                        del targets[name]
+                        if name == "file" and "terminal" in targets:
+                            message = (
+                                f"meticulous-hydra: stopped copying output to {self.path}: {e}\n"
+                            )
+                            with contextlib.suppress(OSError):
+                                _write_all(targets["terminal"], message.encode())
+            if carry:
+                for fd in targets.values():
+                    _write_all(fd, carry)
+        except OSError:
+            pass
         finally:
+            self._drained.set()
             for fd in (read_end, out, terminal):
                 try:
                     os.close(fd)
                 except OSError:
                     pass
 
+    def _split_marker(self, data: bytes) -> tuple[bytes, bytes]:
+        """Remove the drain marker from ``data`` (signalling it was reached);
+        hold back a tail that may be the start of one."""
+        index = data.find(self._marker)
+        if index >= 0:
+            self._drained.set()
+            data = data[:index] + data[index + len(self._marker) :]
+        tail = data.rfind(b"\x00", max(0, len(data) - len(self._marker) + 1))
+        if tail >= 0 and self._marker.startswith(data[tail:]):
+            return data[:tail], data[tail:]
+        return data, b""
+
     def stop(self) -> None:
-        """Point ``fd`` back where it was and let the pump drain the pipe."""
+        """Point ``fd`` back where it was, once all the run wrote is copied."""
         if self._saved is None:
             return
         _flush_python_streams()
         saved, self._saved = self._saved, None
-        # dup2 closes our pipe's write end held at fd: the pump sees EOF once
-        # no child holds a copy of it.
-        os.dup2(saved, self.fd)
-        if self._thread is not None:
-            self._thread.join(_JOIN_TIMEOUT)
-            self._thread = None
+        os.dup2(saved, self.fd)  # drops the pipe held at fd
+        write_end, self._write_end = self._write_end, None
+        try:
+            os.write(write_end, self._marker)  # shorter than PIPE_BUF: written whole
+        finally:
+            os.close(write_end)
+        self._drained.wait(_DRAIN_TIMEOUT)
+        self._thread = None
 
 
 class StreamTee:

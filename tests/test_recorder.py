@@ -493,3 +493,29 @@ def test_a_forked_child_leaves_the_run_to_its_parent(tmp_path: Path) -> None:
     assert status_of(folder) == ("SUCCESS", "")
     assert "child" in (folder / "stdout").read_text()
     assert json.loads((folder / "summary.json").read_text()) == {"after": 1}
+
+
+def test_a_child_that_outlives_the_run(tmp_path: Path) -> None:
+    write_script(
+        tmp_path,
+        "outlive.py",
+        """
+        import subprocess, sys
+        from meticulous_hydra import Experiment
+        exp = Experiment({}, code_dir=".")
+        # a helper that keeps the run's stdout open after the run (a server, a pool worker)
+        child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline(); print('late line', flush=True)"],
+                                 stdin=subprocess.PIPE, text=True)
+        print("last line of the run", flush=True)
+        exp.finish()
+        print("after finish", flush=True)
+        child.stdin.write("go\\n"); child.stdin.flush(); child.wait()
+        """,
+    )
+    proc = run_python(["outlive.py"], tmp_path, check=True)
+    assert proc.stdout.splitlines() == ["last line of the run", "after finish", "late line"]
+    folder = tmp_path / "experiments" / "1"
+    assert status_of(folder)[0] == "SUCCESS"
+    out = (folder / "stdout").read_text()
+    assert out.startswith("last line of the run\n") and "after finish" not in out
+    assert "\x00" not in out  # the drain marker never shows

@@ -50,13 +50,26 @@ class GitState:
         }
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["git", "-C", str(cwd), *args],
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-    )
+def _git_all(cwd: Path, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[bytes]]:
+    """Run git commands side by side: each call costs a few ms of start-up,
+    paid by every recorded run."""
+    procs = [
+        (
+            args,
+            subprocess.Popen(
+                ["git", "-C", str(cwd), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            ),
+        )
+        for args in commands
+    ]
+    results = []
+    for args, proc in procs:
+        out, err = proc.communicate()
+        results.append(subprocess.CompletedProcess(list(args), proc.returncode, out, err))
+    return results
 
 
 def _warn_once(message: str) -> None:
@@ -75,8 +88,12 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
     reproduced. ``flag_hint`` names the option that allows dirty trees.
     """
     try:
-        status = _git(
-            code_dir, "status", "--porcelain=v2", "--branch", "--untracked-files=no", "-z"
+        status, info, top, remote_proc = _git_all(
+            code_dir,
+            ("status", "--porcelain=v2", "--branch", "--untracked-files=no", "-z"),
+            ("show", "-s", "--format=%B", "HEAD", "--"),
+            ("rev-parse", "--show-toplevel"),
+            ("config", "--get", "remote.origin.url"),
         )
     except FileNotFoundError:
         _warn_once("git is not installed: recording this run without its git state")
@@ -101,15 +118,13 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
             modified.append(entry.split(" ", 9)[-1])
             next(entries, None)  # a rename's original path, in a field of its own
 
-    info = _git(code_dir, "show", "-s", "--format=%B", "HEAD", "--") if sha else None
-    toplevel = _git(code_dir, "rev-parse", "--show-toplevel").stdout.decode().strip()
-    remote_proc = _git(code_dir, "config", "--get", "remote.origin.url")
+    toplevel = top.stdout.decode().strip()
     remote = remote_proc.stdout.decode().strip() or None
 
     state = GitState(
         sha=sha,
         branch=branch,
-        message=info.stdout.decode("utf-8", "replace").rstrip() if info else "",
+        message=info.stdout.decode("utf-8", "replace").rstrip() if sha else "",
         remote=remote,
         dirty=bool(modified),
         modified=modified,
@@ -124,8 +139,11 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
                 f"uncommitted changes in {toplevel}: {shown}; commit them, "
                 f"or pass {flag_hint} to record anyway (the diff is saved)"
             )
-        if sha:
-            state.diff = _git(code_dir, "diff", "HEAD", "--binary").stdout
-        untracked = _git(code_dir, "ls-files", "--others", "--exclude-standard", "-z")
+        diff, untracked = _git_all(
+            code_dir,
+            ("diff", "HEAD", "--binary") if sha else ("diff", "--cached", "--binary"),
+            ("ls-files", "--others", "--exclude-standard", "-z"),
+        )
+        state.diff = diff.stdout
         state.untracked = [p for p in untracked.stdout.decode("utf-8", "replace").split("\0") if p]
     return state

@@ -10,21 +10,24 @@ from .layout import to_jsonable
 from .redact import DEFAULT_PATTERNS
 
 _GROUP_MARK = "_meticulous_group"
-# option name -> (dest, kind); dests are prefixed so they never clash with the script's
-_OPTIONS = {
-    "--experiments-dir": ("meticulous_experiments_dir", "value"),
-    "--experiment-id": ("meticulous_experiment_id", "value"),
-    "--description": ("meticulous_description", "value"),
-    "--allow-dirty": ("meticulous_allow_dirty", "flag"),
-    "--norecord": ("meticulous_norecord", "flag"),
-}
-_HELP = {
-    "--experiments-dir": "root folder of the numbered experiment folders (default: %(default)s)",
-    "--experiment-id": "record into this id instead of the next number; resumes it if it exists",
-    "--description": "a note stored with the run",
-    "--allow-dirty": "record even with uncommitted changes (the diff is saved)",
-    "--norecord": "run without recording anything",
-}
+# The group's options: (name, is a flag, help). Each lands in the Namespace as
+# "meticulous_<name>", a dest that can't clash with the script's own.
+_OPTIONS = (
+    (
+        "experiments_dir",
+        False,
+        "root folder of the numbered experiment folders (default: %(default)s)",
+    ),
+    (
+        "experiment_id",
+        False,
+        "record into this id instead of the next number; resumes it if it exists",
+    ),
+    ("description", False, "a note stored with the run"),
+    ("allow_dirty", True, "record even with uncommitted changes (the diff is saved)"),
+    ("norecord", True, "run without recording anything"),
+)
+_PREFIX = "meticulous_"
 
 
 def add_meticulous_group(
@@ -38,27 +41,17 @@ def add_meticulous_group(
 ) -> None:
     """Add the ``meticulous`` argument group (once per parser); keyword
     arguments set its defaults."""
-    defaults = {
-        "meticulous_experiments_dir": experiments_dir,
-        "meticulous_experiment_id": experiment_id,
-        "meticulous_description": description,
-        "meticulous_allow_dirty": allow_dirty,
-        "meticulous_norecord": norecord,
-    }
     if not getattr(parser, _GROUP_MARK, False):
         group = parser.add_argument_group("meticulous", "recording of this run by meticulous-hydra")
-        for option, (dest, kind) in _OPTIONS.items():
-            if kind == "flag":
-                group.add_argument(option, dest=dest, action="store_true", help=_HELP[option])
+        for name, flag, text in _OPTIONS:
+            option = "--" + name.replace("_", "-")
+            if flag:
+                group.add_argument(option, dest=_PREFIX + name, action="store_true", help=text)
             else:
-                group.add_argument(
-                    option,
-                    dest=dest,
-                    metavar=option[2:].upper().replace("-", "_"),
-                    help=_HELP[option],
-                )
+                group.add_argument(option, dest=_PREFIX + name, metavar=name.upper(), help=text)
         setattr(parser, _GROUP_MARK, True)
-    parser.set_defaults(**defaults)
+    given = locals()
+    parser.set_defaults(**{_PREFIX + name: given[name] for name, _, _ in _OPTIONS})
 
 
 def _typed_default(action: argparse.Action, default: Any) -> Any:
@@ -120,7 +113,7 @@ def changed_arguments(parser: argparse.ArgumentParser, namespace: argparse.Names
     return [
         f"{key}={_format_value(value)}"
         for key, value in vars(namespace).items()
-        if not key.startswith("meticulous_") and defaults.get(key, missing) != value
+        if not key.startswith(_PREFIX) and defaults.get(key, missing) != value
     ]
 
 
@@ -155,18 +148,18 @@ def record(
         norecord=norecord,
     )
     namespace = parser.parse_args(argv)
-    options = {dest: getattr(namespace, dest) for dest, _ in _OPTIONS.values()}
+    options = {name: getattr(namespace, _PREFIX + name) for name, _, _ in _OPTIONS}
     overrides = changed_arguments(parser, namespace)
-    for dest in options:
-        delattr(namespace, dest)
+    for name in options:
+        delattr(namespace, _PREFIX + name)
     try:
         exp = Experiment(
             vars(namespace),
-            root=options["meticulous_experiments_dir"],
-            experiment_id=options["meticulous_experiment_id"],
-            description=options["meticulous_description"] or "",
-            allow_dirty=options["meticulous_allow_dirty"],
-            norecord=options["meticulous_norecord"],
+            root=options["experiments_dir"],
+            experiment_id=options["experiment_id"],
+            description=options["description"] or "",
+            allow_dirty=options["allow_dirty"],
+            norecord=options["norecord"],
             capture_output=capture_output,
             overrides=overrides,
             metadata={"adapter": "argparse"},

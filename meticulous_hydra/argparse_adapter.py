@@ -50,7 +50,7 @@ def add_meticulous_group(
             else:
                 group.add_argument(option, dest=_PREFIX + name, metavar=name.upper(), help=text)
         setattr(parser, _GROUP_MARK, True)
-    given = locals()
+    given = locals()  # the keyword arguments above, by name
     parser.set_defaults(**{_PREFIX + name: given[name] for name, _, _ in _OPTIONS})
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,3 +98,15 @@ def app_repo(tmp_path: Path) -> Path:
 def status_of(folder: Path) -> tuple[str, str]:
     first, _, rest = (folder / "STATUS").read_text().partition("\n")
     return first, rest
+
+
+@contextlib.contextmanager
+def watchdog(proc: subprocess.Popen, seconds: float = 120):
+    """Kill ``proc`` if the block takes longer than ``seconds``: a test that
+    reads a child's pipe then fails instead of hanging."""
+    timer = threading.Timer(seconds, proc.kill)
+    timer.start()
+    try:
+        yield proc
+    finally:
+        timer.cancel()

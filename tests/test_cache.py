@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import watchdog
 from pandas.testing import assert_frame_equal
 
 from meticulous_hydra import Experiment, cache, layout, load_experiments
@@ -78,7 +79,8 @@ def test_running_runs_are_checked_every_time(tmp_path: Path, cache_dir: Path) ->
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout.readline() == "started\n"
+    with watchdog(proc):
+        assert proc.stdout.readline() == "started\n"
     assert load_experiments(tmp_path / "experiments").loc["1", "status"] == "RUNNING"
     proc.kill()
     proc.wait()

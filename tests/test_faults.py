@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git, make_repo, run_python, status_of, write_script
+from conftest import git, make_repo, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import Experiment, RecordingError, load_experiments
 from meticulous_hydra.reader import ExperimentReader
@@ -211,13 +211,15 @@ def test_interrupted_runs_end_interrupted(
         start_new_session=True,
         env={**os.environ, "BLOCK_FIFO": str(fifo)},
     )
-    ready = 0
-    while ready < jobs:  # every job is inside its task
-        line = proc.stdout.readline()
-        assert line, proc.stderr.read()
-        ready += line.startswith("ready")
-    os.killpg(proc.pid, signum)  # what the terminal does on Ctrl-C: the whole group
-    _, err = proc.communicate(timeout=60)
+    with watchdog(proc):
+        seen = ""
+        while seen.count("ready") < jobs:  # every job is inside its task
+            # count words, not lines: two unbuffered workers' writes may interleave
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            seen += line
+        os.killpg(proc.pid, signum)  # what the terminal does on Ctrl-C: the whole group
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signum
     if signum == signal.SIGINT:
         assert "KeyboardInterrupt" in err  # the last words reached the real terminal

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PROJECT, git, run_python
+from conftest import PROJECT, git, run_python, watchdog
 
 from meticulous_hydra import Experiment, ExperimentReader, Experiments, load_experiments
 from meticulous_hydra.frame import STANDARD_COLUMNS
@@ -176,7 +176,8 @@ def test_died_runs(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     for p in procs:
-        assert p.stdout.readline() == "started\n"
+        with watchdog(p):
+            assert p.stdout.readline() == "started\n"
     procs[0].kill()
     procs[0].wait()
     df = load_experiments(tmp_path / "experiments")

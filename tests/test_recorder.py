@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, make_repo, run_python, status_of, write_script
+from conftest import git, make_repo, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import layout
 
@@ -225,8 +225,9 @@ def test_kill_9_during_summary_writes_leaves_valid_json(repo: Path) -> None:
         proc = subprocess.Popen(
             [sys.executable, "run.py"], cwd=repo, stdout=subprocess.PIPE, text=True
         )
-        for _ in range(attempt + 2):
-            proc.stdout.readline()  # the run is writing summaries in a loop
+        with watchdog(proc):
+            for _ in range(attempt + 2):
+                assert proc.stdout.readline()  # the run is writing summaries in a loop
         proc.kill()
         proc.wait()
         proc.stdout.close()

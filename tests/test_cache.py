@@ -135,3 +135,23 @@ def test_a_reader_subclass_has_its_own_cache(tmp_path: Path, cache_dir: Path) ->
     assert "extra" not in load_experiments(root).columns
     assert isinstance(json.loads((root / "1" / "metadata.json").read_text()), dict)
     assert pd.api.types.is_float_dtype(load_experiments(root)["config.lr"])
+
+
+def test_a_reader_can_opt_out_of_the_cache(tmp_path: Path, cache_dir: Path) -> None:
+    from meticulous_hydra import ExperimentReader
+
+    class Live(ExperimentReader):
+        cacheable = False  # reads a file the recorder does not replace
+
+        def row(self) -> dict:
+            return {**super().row(), "note": (self.path / "note.txt").read_text()}
+
+    root = tmp_path / "experiments"
+    exp = record(root, lr=0.1)
+    (exp.dir / "note.txt").write_text("first")
+    assert load_experiments(root, reader=Live).loc["1", "note"] == "first"
+    with open(exp.dir / "note.txt", "w") as f:  # edited in place: the folder's mtime stays
+        f.write("second")
+    assert load_experiments(root, reader=Live).loc["1", "note"] == "second"
+    cache.flush()
+    assert list(cache_dir.glob("*.pickle")) == []

@@ -14,6 +14,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
+def _runs(root: str) -> set[str]:
+    folder = Path(root)
+    return {p.name for p in folder.iterdir() if p.name.isdigit()} if folder.is_dir() else set()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -32,8 +37,13 @@ def main() -> int:
         "model=mlp,resnet",
         "optimizer.lr=0.01,0.1,2.0",
     ]
+    before = _runs(root)
     print("$", " ".join(sweep[1:]), flush=True)
     rc = subprocess.call(sweep)
+    recorded = len(_runs(root) - before)
+    if recorded != 6:
+        print(f"\nthe sweep recorded {recorded} runs, not 6: see its message above", flush=True)
+        return 1
     print(
         f"\n(the sweep exited with {rc}: Hydra reports the diverged jobs; all 6 are recorded)\n",
         flush=True,

@@ -78,9 +78,13 @@ def run_python(
     return proc
 
 
-def write_script(directory: Path, name: str, source: str) -> Path:
+def write_script(directory: Path, name: str, source: str, *, commit: bool = False) -> Path:
+    """Write a dedented script; with ``commit``, commit it to the repo at ``directory``."""
     path = directory / name
     path.write_text(textwrap.dedent(source))
+    if commit:
+        git(directory, "add", name)
+        git(directory, "commit", "-q", "-m", f"add {name}")
     return path
 
 

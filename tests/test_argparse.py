@@ -47,9 +47,7 @@ print("NAMESPACE", sorted(vars(args)))
 
 @pytest.fixture
 def features(repo: Path) -> Path:
-    write_script(repo, "feat.py", FEATURES)
-    git(repo, "add", "feat.py")
-    git(repo, "commit", "-qm", "features")
+    write_script(repo, "feat.py", FEATURES, commit=True)
     return repo
 
 
@@ -155,9 +153,8 @@ def test_defaults_of_the_meticulous_group_can_be_set_by_the_script(repo: Path) -
         args, exp = record(p, description="baseline sweep", experiments_dir="runs")
         print(exp.id)
         """,
+        commit=True,
     )
-    git(repo, "add", "s.py")
-    git(repo, "commit", "-qm", "s")
     run_python(["s.py"], repo, check=True)
     meta = json.loads((repo / "runs" / "1" / "metadata.json").read_text())
     assert meta["description"] == "baseline sweep"
@@ -227,9 +224,8 @@ def test_a_loop_of_experiments_in_one_script(repo: Path) -> None:
                 print("seed", seed)
                 exp.summary({"seed": seed})
         """,
+        commit=True,
     )
-    git(repo, "add", "seeds.py")
-    git(repo, "commit", "-qm", "seeds")
     proc = run_python(["seeds.py"], repo, check=True)
     for seed in range(3):
         folder = repo / "experiments" / str(seed + 1)
@@ -253,9 +249,8 @@ def test_status_of_argparse_runs(repo: Path) -> None:
             raise RuntimeError("failed")
         sys.exit(args.code)
         """,
+        commit=True,
     )
-    git(repo, "add", "s.py")
-    git(repo, "commit", "-qm", "s")
     assert run_python(["s.py"], repo).returncode == 0
     assert run_python(["s.py", "--code", "4"], repo).returncode == 4
     assert run_python(["s.py", "--code", "99"], repo).returncode == 1

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git, make_repo, run_python, status_of, watchdog, write_script
+from conftest import make_repo, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import Experiment, RecordingError, load_experiments
 from meticulous_hydra.reader import ExperimentReader
@@ -40,9 +40,8 @@ def test_64_argparse_processes_on_one_root(repo: Path) -> None:
         args, exp = record(p)
         print(exp.id)
         """,
+        commit=True,
     )
-    git(repo, "add", "run.py")
-    git(repo, "commit", "-qm", "run")
     procs = [
         subprocess.Popen(
             [sys.executable, "run.py", "--i", str(i)], cwd=repo, stdout=subprocess.PIPE, text=True

@@ -43,10 +43,7 @@ if mode == "sigterm":
 
 @pytest.fixture
 def script(repo: Path) -> Path:
-    path = write_script(repo, "run.py", SCRIPT)
-    git(repo, "add", "run.py")
-    git(repo, "commit", "-q", "-m", "add script")
-    return path
+    return write_script(repo, "run.py", SCRIPT, commit=True)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +91,7 @@ def test_files_of_a_run(script: Path) -> None:
     head = git(script.parent, "rev-parse", "HEAD").strip()
     assert meta["git"]["sha"] == head
     assert meta["git"]["branch"] == "main"
-    assert meta["git"]["message"] == "add script"
+    assert meta["git"]["message"] == "add run.py"
     assert meta["git"]["dirty"] is False
     assert meta["git"]["remote"] == "https://example.com/lab/project.git"
     assert meta["format_version"] == layout.FORMAT_VERSION
@@ -331,9 +328,8 @@ def test_resume_by_id(repo: Path) -> None:
         print("run with", sys.argv[1])
         e.summary({"epoch": int(sys.argv[2])})
         """,
+        commit=True,
     )
-    git(repo, "add", "run.py")
-    git(repo, "commit", "-q", "-m", "script")
     run_python(["run.py", "0.1", "1"], repo, check=True)
     folder = repo / "experiments" / "baseline"
     first = json.loads((folder / "metadata.json").read_text())
@@ -353,10 +349,11 @@ def test_resume_by_id(repo: Path) -> None:
     assert json.loads((folder / "summary.json").read_text()) == {"epoch": 2}
     # the next automatic number is unaffected by the custom id
     write_script(
-        repo, "auto.py", "from meticulous_hydra import Experiment\nprint(Experiment({}).id)\n"
+        repo,
+        "auto.py",
+        "from meticulous_hydra import Experiment\nprint(Experiment({}).id)\n",
+        commit=True,
     )
-    git(repo, "add", "auto.py")
-    git(repo, "commit", "-qm", "auto")
     assert run_python(["auto.py"], repo, check=True).stdout.strip() == "1"
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from .exceptions import UsageError
 from .query import QueryError, filter_frame, resolve_column
 from .table import is_missing, number, render
 
@@ -21,10 +22,6 @@ if TYPE_CHECKING:
 PROG = "meticulous-summary"
 _ERROR_STATUSES = ("ERROR", "DIED")
 _EXTRA_FORMATS = ("csv", "json")
-
-
-class UsageError(Exception):
-    """Wrong input from the user: printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,0 +1,21 @@
+"""The ``meticulous`` command's dispatch, in-process."""
+
+from meticulous_hydra import cli
+
+
+def test_help_lists_every_verb_on_one_line_each(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for verb in cli.VERBS:
+        assert sum(line.split()[:1] == [verb] for line in out.splitlines()) == 1
+
+
+def test_unknown_verb_is_one_line_with_exit_2(capsys):
+    assert cli.main(["frobnicate"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "frobnicate" in err
+
+
+def test_summary_is_meticulous_summary(tmp_path, capsys):
+    assert cli.main(["summary", str(tmp_path / "nothing")]) == 2
+    assert "meticulous-summary" in capsys.readouterr().err

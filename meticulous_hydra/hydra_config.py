@@ -11,9 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .layout import to_jsonable
-from .redact import Redactor
-
-MISSING = "???"
+from .redact import MISSING, Redactor
 
 
 def _walk(node: Any, prefix: str, missing: list[str]) -> Any:
@@ -82,57 +80,82 @@ def _raw(node: Any) -> list[str]:
     return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
 
 
-def hydra_metadata(config: DictConfig, hc: DictConfig, redactor: Redactor) -> dict[str, Any]:
-    """The ``hydra`` block of metadata.json for the running job."""
+def hydra_metadata(
+    config: DictConfig, hc: DictConfig, redactor: Redactor, secrets: set[str], mode: str | None
+) -> dict[str, Any]:
+    """The ``hydra`` block of metadata.json for the running job. ``mode`` is
+    the hook that started it (``RUN``/``MULTIRUN``) when Hydra's own is unset,
+    as under hydra-zen's ``launch()``."""
     given = _raw(hc.overrides.task)
     shown = redactor.overrides(given)
-    override_dirname = hc.job.override_dirname
+    # raw: an override's interpolation would be resolved on access
+    override_dirname = str(OmegaConf.to_container(hc.job, resolve=False)["override_dirname"])
     for original, redacted in zip(given, shown, strict=True):
         override_dirname = override_dirname.replace(original, redacted)
     choices = OmegaConf.to_container(hc.runtime.choices)
-    return {
-        "mode": str(getattr(hc.mode, "name", hc.mode)),
-        "job_name": hc.job.name,
-        "job_num": OmegaConf.select(config, "hydra.job.num", default=None),
-        "job_id": OmegaConf.select(config, "hydra.job.id", default=None),
-        "override_dirname": override_dirname,
-        "overrides": shown,
-        "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
-        "launcher": choices.get("hydra/launcher"),
-        "sweeper": choices.get("hydra/sweeper"),
-        "config_name": hc.job.config_name,
-        "output_dir": hc.runtime.output_dir,
-    }
+    hydra_mode = getattr(hc.mode, "name", None)
+    return redactor.scrub(
+        {
+            "mode": hydra_mode or mode,
+            "job_name": hc.job.name,
+            "job_num": OmegaConf.select(config, "hydra.job.num", default=None),
+            "job_id": OmegaConf.select(config, "hydra.job.id", default=None),
+            "override_dirname": override_dirname,
+            "overrides": shown,
+            "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
+            "launcher": choices.get("hydra/launcher"),
+            "sweeper": choices.get("hydra/sweeper"),
+            "config_name": hc.job.config_name,
+            "output_dir": hc.runtime.output_dir,
+        },
+        secrets,
+    )
 
 
-def redact_hydra_files(hc: DictConfig, redactor: Redactor, resolved: dict[str, Any]) -> None:
+def redact_hydra_files(hc: DictConfig, redactor: Redactor, secrets: set[str]) -> None:
     """Hide secrets in the copies Hydra wrote to ``.hydra/`` before the job
-    started: its config, its overrides, and the job part of hydra.yaml.
-    ``resolved`` (the job config) tells whether the config has any."""
+    started (its config, its overrides, hydra.yaml) and in the pickles of
+    Hydra's ``PickleJobInfoCallback``, whichever exist now."""
     if hc.output_subdir is None or not redactor.patterns:
         return
     folder = Path(hc.runtime.output_dir) / str(hc.output_subdir)
-    given = _raw(hc.overrides.task)
-    shown = redactor.overrides(given)
-    if given != shown:
-        _rewrite(folder / "overrides.yaml", lambda _: shown)
-        _rewrite(folder / "hydra.yaml", lambda cfg: _redact_hydra_yaml(cfg, given, shown))
-    found: list[str] = []
-    redactor.tree(resolved, found=found)
-    if found:
-        _rewrite(folder / "config.yaml", lambda cfg: redactor.tree(cfg))
+
+    def clean_config(cfg: Any) -> Any:
+        cfg = redactor.scrub(redactor.tree(cfg), secrets)
+        overrides = cfg.get("hydra", {}).get("overrides") if isinstance(cfg, dict) else None
+        if isinstance(overrides, dict):
+            for name, items in overrides.items():
+                if isinstance(items, list):
+                    overrides[name] = redactor.overrides([str(i) for i in items])
+        return cfg
+
+    _rewrite(folder / "overrides.yaml", lambda items: redactor.overrides([str(i) for i in items]))
+    _rewrite(folder / "hydra.yaml", clean_config)
+    _rewrite(folder / "config.yaml", clean_config)
+    _rewrite_pickle(folder / "config.pickle", lambda cfg: _clean_dictconfig(cfg, clean_config))
+    _rewrite_pickle(folder / "job_return.pickle", lambda ret: redact_job_return(ret, clean_config))
 
 
-def _redact_hydra_yaml(cfg: dict, given: list[str], shown: list[str]) -> dict:
-    job = cfg.get("hydra", {})
-    if isinstance(job.get("overrides"), dict):
-        job["overrides"]["task"] = shown
-    dirname = job.get("job", {}).get("override_dirname")
-    if isinstance(dirname, str):
-        for original, redacted in zip(given, shown, strict=True):
-            dirname = dirname.replace(original, redacted)
-        job["job"]["override_dirname"] = dirname
-    return cfg
+def _clean_dictconfig(cfg: Any, clean: Any) -> Any:
+    if not isinstance(cfg, DictConfig):
+        return cfg
+    return OmegaConf.create(clean(OmegaConf.to_container(cfg, resolve=False)))
+
+
+def redact_job_return(job_return: Any, clean: Any) -> Any:
+    """The config parts of a JobReturn, redacted in place (its return value
+    is the task's and stays)."""
+    for name in ("cfg", "hydra_cfg"):
+        value = getattr(job_return, name, None)
+        if isinstance(value, DictConfig):
+            setattr(job_return, name, _clean_dictconfig(value, clean))
+    if isinstance(getattr(job_return, "overrides", None), list):
+        job_return.overrides = clean({"hydra": {"overrides": {"task": job_return.overrides}}})[
+            "hydra"
+        ]["overrides"]["task"]
+    if isinstance(getattr(job_return, "working_dir", None), str):
+        job_return.working_dir = clean({"w": job_return.working_dir})["w"]
+    return job_return
 
 
 def _rewrite(path: Path, change: Any) -> None:
@@ -145,3 +168,17 @@ def _rewrite(path: Path, change: Any) -> None:
         from .layout import atomic_write_text
 
         atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(after)))
+
+
+def _rewrite_pickle(path: Path, change: Any) -> None:
+    """The same for a pickle that Hydra's PickleJobInfoCallback wrote into
+    the experiment folder (ours: the job wrote it a moment ago)."""
+    if not path.exists():
+        return
+    import pickle
+
+    from .layout import atomic_write_bytes
+
+    with open(path, "rb") as f:
+        value = pickle.load(f)
+    atomic_write_bytes(path, pickle.dumps(change(value), protocol=4))

@@ -296,14 +296,45 @@ def test_declared_by_hand_with_target_next_to_another_callback(edge_app: Path) -
     assert "LogJobReturnCallback" not in proc.stderr
 
 
-def test_user_run_dir_is_respected(edge_app: Path) -> None:
-    run_python(["app.py", ON, "hydra.run.dir=my_runs/special"], edge_app, check=True)
-    folder = edge_app / "my_runs" / "special"
-    assert status_of(folder)[0] == "SUCCESS" and meta(folder)["id"] == "special"
-    assert not (edge_app / "experiments" / "1").exists()
+def test_user_run_dir_is_hydras_and_the_record_stays_under_the_root(edge_app: Path) -> None:
+    proc = run_python(["app.py", ON, "hydra.run.dir=my_runs/special"], edge_app, check=True)
+    folder = edge_app / "experiments" / "1"
+    assert status_of(folder)[0] == "SUCCESS"
+    assert meta(folder)["hydra"]["output_dir"] == str(edge_app / "my_runs" / "special")
+    assert (edge_app / "my_runs" / "special" / ".hydra").is_dir()  # Hydra's output
+    assert not (edge_app / "my_runs" / "special" / "STATUS").exists()
+    assert "experiment 1" in proc.stdout
 
 
-def test_user_sweep_subdir_is_respected(edge_app: Path) -> None:
+def test_run_dir_dot_touches_nothing_outside_the_root(edge_app: Path) -> None:
+    before = (edge_app / "config.yaml").read_text()
+    run_python(["app.py", ON, "hydra.run.dir=."], edge_app, check=True)
+    # a second run with another config is a new run, not a refused resume
+    run_python(["app.py", ON, "hydra.run.dir=.", "size=5"], edge_app, check=True)
+    assert (edge_app / "config.yaml").read_text() == before
+    for name in ("STATUS", "metadata.json", "stdout", "stderr", "config.json"):
+        assert not (edge_app / name).exists(), name
+    assert not (edge_app.parent / ".gitignore").exists()
+    assert git(edge_app, "diff", "--stat") == ""
+    for num, size in (("1", 4), ("2", 5)):
+        folder = edge_app / "experiments" / num
+        assert status_of(folder)[0] == "SUCCESS"
+        assert yaml.safe_load((folder / "config.yaml").read_text())["size"] == size
+        assert meta(folder)["hydra"]["output_dir"] == str(edge_app)
+
+
+def test_explicit_id_of_a_folder_with_foreign_files_is_refused(edge_app: Path) -> None:
+    foreign = edge_app / "experiments" / "mine"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("my notes\n")
+    proc = run_python(["app.py", ON, "hydra.callbacks.meticulous.experiment_id=mine"], edge_app)
+    assert proc.returncode == 1 and "not an experiment's" in proc.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+def test_user_sweep_subdir_is_hydras_and_jobs_are_recorded_under_the_root(
+    edge_app: Path,
+) -> None:
     run_python(
         [
             "app.py",
@@ -316,10 +347,13 @@ def test_user_sweep_subdir_is_respected(edge_app: Path) -> None:
         edge_app,
         check=True,
     )
-    for num in (0, 1):
-        folder = edge_app / "sweeps" / f"job_{num}"
-        assert status_of(folder)[0] == "SUCCESS" and meta(folder)["sweep"]["job_num"] == num
-    assert not (edge_app / "experiments").exists()
+    recorded = {meta(f)["sweep"]["job_num"]: meta(f) for f in folders(edge_app / "experiments")}
+    assert sorted(recorded) == [0, 1]
+    for num, m in recorded.items():
+        assert m["hydra"]["output_dir"] == str(edge_app / "sweeps" / f"job_{num}")
+        assert (edge_app / "sweeps" / f"job_{num}" / ".hydra").is_dir()
+        assert not (edge_app / "sweeps" / f"job_{num}" / "STATUS").exists()
+    assert all(status_of(f)[0] == "SUCCESS" for f in folders(edge_app / "experiments"))
 
 
 def test_options_from_the_command_line(edge_app: Path) -> None:

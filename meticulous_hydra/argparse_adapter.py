@@ -136,8 +136,14 @@ def record(
     argparse does, before anything is created; a run that can't be recorded
     (uncommitted changes, bad id, ...) exits with a one-line error.
     """
+    import os
+    import sys
+    from pathlib import Path
+
+    from .announce import announce, previous_status
     from .experiment import Experiment
     from .layout import RecordingError
+    from .redact import Redactor
 
     add_meticulous_group(
         parser,
@@ -152,6 +158,10 @@ def record(
     overrides = changed_arguments(parser, namespace)
     for name in options:
         delattr(namespace, _PREFIX + name)
+    cwd = Path.cwd()
+    previous = None
+    if options["experiment_id"] is not None and not options["norecord"]:
+        previous = previous_status(Path(options["experiments_dir"]) / options["experiment_id"])
     try:
         exp = Experiment(
             vars(namespace),
@@ -162,10 +172,14 @@ def record(
             norecord=options["norecord"],
             capture_output=capture_output,
             overrides=overrides,
-            metadata={"adapter": "argparse"},
+            metadata={
+                "adapter": "argparse",
+                "launch": {"argv": Redactor(redact).argv(sys.argv), "cwd": os.getcwd()},
+            },
             redact=redact,
             allow_dirty_hint="--allow-dirty",
         )
     except RecordingError as e:
         parser.exit(1, f"{parser.prog}: meticulous-hydra: {e}\n")
+    announce(exp, cwd, previous)
     return namespace, exp

@@ -214,7 +214,7 @@ class MeticulousCallback(Callback):
         self._git = read_git_state(
             Path(config.hydra.runtime.cwd),
             allow_dirty=self.allow_dirty,
-            flag_hint=f"{self._flag}.allow_dirty=true",
+            flag_hint=self._option_override(config, "allow_dirty", "true"),
         )
         self._git_read = True
 
@@ -225,6 +225,13 @@ class MeticulousCallback(Callback):
             if isinstance(params, dict) and params.get("_target_") in _TARGETS:
                 return str(key)
         return _KEY
+
+    def _option_override(self, config: DictConfig, name: str, value: str) -> str:
+        """The override that sets option ``name``: ``+`` adds it where the
+        declaration left it out."""
+        declared = OmegaConf.select(config, self._flag, default=None)
+        plus = "" if isinstance(declared, DictConfig) and name in declared else "+"
+        return f"{plus}{self._flag}.{name}={value}"
 
     def _begin(self, config: DictConfig, mode: str) -> None:
         """What every job of this run needs from the launching process."""

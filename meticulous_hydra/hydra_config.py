@@ -44,7 +44,7 @@ def _child(parent: DictConfig | ListConfig, key: Any, dotted: str, missing: list
         return _missing(dotted, missing)
     if isinstance(value, (DictConfig, ListConfig)):
         return _walk(value, dotted, missing)
-    return to_jsonable(value, strict=False)
+    return to_jsonable(value, strict=False, floats=True)
 
 
 def resolve_job_config(config: DictConfig) -> tuple[dict[str, Any], list[str]]:
@@ -65,7 +65,7 @@ def resolve_job_config(config: DictConfig) -> tuple[dict[str, Any], list[str]]:
                 if OmegaConf.missing_keys(node):
                     raise ValueError("has ??? values: resolve leaf by leaf")
                 value = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
-                out[str(key)] = to_jsonable(value, strict=False)
+                out[str(key)] = to_jsonable(value, strict=False, floats=True)
                 continue
             except Exception:
                 pass

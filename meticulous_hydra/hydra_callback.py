@@ -340,7 +340,7 @@ class MeticulousCallback(Callback):
             resolved, missing = resolve_job_config(config)
             redactor = Redactor(self.redact)
             given = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
-            hidden = redactor.secrets(resolved, [*given, *self._launch["argv"]])
+            hidden = redactor.secrets(resolved, given)
             hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
             job_num = hydra_meta["job_num"]
             folder = self._job_folder(config, hc, job_num)
@@ -406,7 +406,7 @@ class MeticulousCallback(Callback):
     def _redact_pickles(self, config: DictConfig, job_return: JobReturn) -> None:
         """Hydra's PickleJobInfoCallback pickles the config and the JobReturn
         into the folder, in its own hooks, before or after ours."""
-        from .hydra_config import redact_hydra_files, redact_job_return
+        from .hydra_config import config_cleaner, redact_hydra_files, redact_job_return
 
         callbacks = OmegaConf.to_container(config.hydra.callbacks, resolve=False) or {}
         if not any(
@@ -417,7 +417,7 @@ class MeticulousCallback(Callback):
         redactor = Redactor(self.redact)
         redact_hydra_files(HydraConfig.get(), redactor, self._hidden)
         # a JobReturn not pickled yet is pickled by that callback after us
-        redact_job_return(job_return, lambda cfg: redactor.scrub(redactor.tree(cfg), self._hidden))
+        redact_job_return(job_return, config_cleaner(redactor, self._hidden))
 
     @staticmethod
     def _record_return_value(exp: Experiment, value: Any) -> None:

@@ -4,6 +4,7 @@ of metadata.json, and Hydra's own files in the folder, kept free of secrets."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,19 @@ def redact_hydra_files(hc: DictConfig, redactor: Redactor, secrets: set[str]) ->
     if hc.output_subdir is None or not redactor.patterns:
         return
     folder = Path(hc.runtime.output_dir) / str(hc.output_subdir)
+    clean_config = config_cleaner(redactor, secrets)
+    _rewrite(folder / "overrides.yaml", lambda items: redactor.overrides([str(i) for i in items]))
+    _rewrite(folder / "hydra.yaml", clean_config)
+    _rewrite(folder / "config.yaml", clean_config)
+    _rewrite_pickle(folder / "config.pickle", lambda cfg: _clean_dictconfig(cfg, clean_config))
+    _rewrite_pickle(folder / "job_return.pickle", lambda ret: redact_job_return(ret, clean_config))
 
-    def clean_config(cfg: Any) -> Any:
+
+def config_cleaner(redactor: Redactor, secrets: set[str]) -> Callable[[Any], Any]:
+    """A function that hides the secrets of a plain config tree, Hydra's
+    override lists in it included."""
+
+    def clean(cfg: Any) -> Any:
         cfg = redactor.scrub(redactor.tree(cfg), secrets)
         overrides = cfg.get("hydra", {}).get("overrides") if isinstance(cfg, dict) else None
         if isinstance(overrides, dict):
@@ -129,11 +141,7 @@ def redact_hydra_files(hc: DictConfig, redactor: Redactor, secrets: set[str]) ->
                     overrides[name] = redactor.overrides([str(i) for i in items])
         return cfg
 
-    _rewrite(folder / "overrides.yaml", lambda items: redactor.overrides([str(i) for i in items]))
-    _rewrite(folder / "hydra.yaml", clean_config)
-    _rewrite(folder / "config.yaml", clean_config)
-    _rewrite_pickle(folder / "config.pickle", lambda cfg: _clean_dictconfig(cfg, clean_config))
-    _rewrite_pickle(folder / "job_return.pickle", lambda ret: redact_job_return(ret, clean_config))
+    return clean
 
 
 def _clean_dictconfig(cfg: Any, clean: Any) -> Any:

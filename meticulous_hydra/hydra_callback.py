@@ -360,13 +360,20 @@ class MeticulousCallback(Callback):
                 description=self.description,
                 capture_output=self.capture_output,
                 overrides=hydra_meta["overrides"],
-                metadata={
-                    "adapter": "hydra",
-                    "hydra": hydra_meta,
-                    "sweep": sweep,
-                    "missing": missing,
-                    "launch": redactor.scrub(self._launch, hidden),
-                },
+                # a secret can reach a path or an id (an output dir named
+                # after the overrides, say): every string is scrubbed
+                metadata=redactor.scrub(
+                    {
+                        "adapter": "hydra",
+                        "hydra": hydra_meta,
+                        "sweep": sweep,
+                        "missing": missing,
+                        "launch": self._launch,
+                        "argv": redactor.argv(sys.argv),
+                        "cwd": os.getcwd(),
+                    },
+                    hidden,
+                ),
                 code_dir=Path(code_file).parent if code_file else None,
                 git_state=self._git,
                 redact=self.redact,

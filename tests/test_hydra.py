@@ -572,7 +572,13 @@ def test_no_secret_in_any_file_or_derived_string(edge_app: Path, pickle_first: b
 
 def test_secret_in_a_derived_output_dir_name_is_not_recorded(edge_app: Path) -> None:
     run_python(
-        ["app.py", ON, "db.password=hunter2xyz", "hydra.run.dir=out/${hydra.job.override_dirname}"],
+        [
+            "app.py",
+            ON,
+            "db.password=hunter2xyz",
+            "hydra.run.dir=out/${hydra.job.override_dirname}",
+            "hydra.job.chdir=True",
+        ],
         edge_app,
         check=True,
     )

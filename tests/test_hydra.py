@@ -716,3 +716,46 @@ def test_hydra_zen_launch_runs_and_a_catchable_dirty_tree(tmp_path: Path) -> Non
     assert proc.stdout.count("caught: uncommitted changes") == 2
     assert "task ran" not in proc.stdout and "the driver goes on" in proc.stdout
     assert len(folders(repo / "experiments")) == 4
+
+
+RAY_APP = """
+import hydra
+
+def helper(x):
+    raise ValueError(f"bad seed {x}")
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def main(cfg):
+    if cfg.seed == 2:
+        helper(cfg.seed)
+    return {"seed": cfg.seed}
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_ray_workers_record_the_launch_command_and_the_apps_traceback(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    app = make_repo(tmp_path / "ray", {"app.py": RAY_APP, "config.yaml": "seed: 0\n"})
+    argv = [
+        "app.py",
+        "-m",
+        ON,
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=1",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+        "seed=1,2",
+    ]
+    run_python(argv, app, timeout=300)
+    found = folders(app / "experiments")
+    assert len(found) == 2
+    for folder in found:
+        m = meta(folder)
+        assert m["launch"]["argv"] == argv and m["launch"]["cwd"] == str(app)
+        assert "default_worker.py" in m["argv"][0]  # the job's own process: a Ray worker
+    failed = [f for f in found if status_of(f)[0] == "ERROR"]
+    assert len(failed) == 1
+    detail = status_of(failed[0])[1]
+    assert f'File "{app / "app.py"}", line 5, in helper' in detail
+    assert "<dynamic-code>" not in detail

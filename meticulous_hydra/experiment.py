@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
-import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import layout
+from . import hooks, layout
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .gitstate import GitState, read_git_state
-from .hooks import HOOKS
+from .hooks import status_from_exception
 from .layout import RecordingError
 from .redact import DEFAULT_PATTERNS, Redactor
 
@@ -26,30 +26,9 @@ class ResumeMismatchError(RecordingError):
     """An explicit experiment id exists but was recorded with another config or commit."""
 
 
-_active: list[Experiment] = []
-
-
 def current() -> Experiment | None:
     """The innermost experiment recording in this process, or None."""
-    return _active[-1] if _active else None
-
-
-def status_from_exception(exc: BaseException) -> tuple[str, str]:
-    """The STATUS line and detail that an exception ending a run stands for."""
-    if isinstance(exc, KeyboardInterrupt):
-        return layout.INTERRUPTED, "KeyboardInterrupt"
-    if isinstance(exc, SystemExit):
-        return status_from_exit_code(exc.code)
-    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return layout.ERROR, detail
-
-
-def status_from_exit_code(code: object) -> tuple[str, str]:
-    if code is None or code == 0:
-        return layout.SUCCESS, ""
-    if isinstance(code, int):
-        return layout.ERROR, f"exit code {code}"
-    return layout.ERROR, f"exit code 1: {code}"
+    return hooks.current()  # type: ignore[return-value]  # only Experiments are tracked
 
 
 def _plain_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -123,7 +102,7 @@ class Experiment:
             self.dir = Path.cwd()
             self.id: str | None = None
             self.config = _plain_config(config)
-            _active.append(self)
+            hooks.track(self)
             return
 
         if experiment_id is not None:
@@ -194,8 +173,7 @@ class Experiment:
             ) from e
         if capture_output:
             self._start_capture()
-        _active.append(self)
-        HOOKS.install()
+        hooks.track(self)
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
 
     # -- start -------------------------------------------------------------
@@ -346,10 +324,7 @@ class Experiment:
         if self._finished:
             return
         self._finished = True
-        if self in _active:
-            _active.remove(self)
-        if not _active:
-            HOOKS.uninstall()
+        hooks.untrack(self)
         if self.norecord or os.getpid() != self._pid:
             # A forked child (a data loader worker, say) inherited the object
             # and the hooks: the run is its parent's to end.
@@ -400,8 +375,6 @@ def _opener(path: str, flags: int) -> int:
 
 def _script_dir() -> Path:
     """Where the running program's code lives: the script's folder, else the cwd."""
-    import sys
-
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if script is not None and script.is_file():
         return script.resolve().parent

@@ -517,3 +517,25 @@ def test_a_child_that_outlives_the_run(tmp_path: Path) -> None:
     out = (folder / "stdout").read_text()
     assert out.startswith("last line of the run\n") and "after finish" not in out
     assert "\x00" not in out  # the drain marker never shows
+
+
+def test_the_recorders_lower_modules_never_import_higher_ones() -> None:
+    # Imports go one way: hooks owns the active runs, experiment uses hooks.
+    import ast
+
+    lower = ("exceptions", "layout", "environment", "redact", "capture", "gitstate", "hooks")
+    higher = {"experiment", "hydra_callback", "hydra_config", "argparse_adapter", "reader"}
+    package = Path(layout.__file__).parent
+    for name in lower:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        imported = {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level > 0
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and not node.module
+            for alias in node.names
+        }
+        assert not imported & higher, f"{name}.py imports {sorted(imported & higher)}"

@@ -153,7 +153,7 @@ def record(
     for name in options:
         delattr(namespace, _PREFIX + name)
     try:
-        exp = Experiment(
+        exp = Experiment._for_adapter(
             vars(namespace),
             root=options["experiments_dir"],
             experiment_id=options["experiment_id"],

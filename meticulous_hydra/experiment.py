@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import os
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,6 +51,49 @@ def _dump_yaml(data: Any) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Plumbing:
+    """What an adapter passes that a user never does: the folder it claimed
+    already, the git state it read in the launching process, and the flag to
+    name in the dirty-tree error."""
+
+    folder: str | os.PathLike[str] | None = None
+    git_state: GitState | None = _NOT_GIVEN
+    allow_dirty_hint: str = "allow_dirty=True"
+
+
+def _start_metadata(
+    *,
+    exp_id: str | None,
+    description: str,
+    start: _dt.datetime,
+    git_state: GitState | None,
+    overrides: Sequence[str],
+    redactor: Redactor,
+    redacted: list[str],
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """metadata.json as a run starts (docs/FORMAT.md lists every key)."""
+    metadata: dict[str, Any] = {
+        "format_version": layout.FORMAT_VERSION,
+        "id": exp_id,
+        "description": description,
+        "start_time": start.isoformat(),
+        "end_time": None,
+        "duration": None,
+        "restarts": 0,
+        **process_metadata(),
+        "git": git_state.as_metadata() if git_state else None,
+        "overrides": redactor.overrides(list(overrides)),
+        "redacted": redacted,
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
+    }
+    metadata["argv"] = redactor.argv(metadata["argv"])
+    if extra:
+        metadata.update(layout.to_jsonable(dict(extra), strict=False))
+    return metadata
+
+
 class Experiment:
     """Record one run into a numbered folder under ``root``.
 
@@ -57,11 +102,14 @@ class Experiment:
     metadata.json and STATUS, and starts capturing stdout/stderr. ``finish()``
     (or leaving the ``with`` block, or the process exiting) ends it.
 
-    ``folder`` records into that exact folder instead of a numbered one (the
-    Hydra callback uses it for folders it claimed already). With
-    ``experiment_id`` an existing folder is resumed when config and commit
-    match. ``norecord`` records nothing at all.
+    With ``experiment_id`` an existing folder is resumed when config and commit
+    match. ``norecord`` (and any rank but 0 of a distributed job) records
+    nothing at all, but the object is whole: ``metadata``, ``git``, ``config``
+    and every method are there, and writing methods do nothing.
     """
+
+    # Set by _for_adapter only; users never pass it.
+    _plumbing: _Plumbing = _Plumbing()
 
     def __init__(
         self,
@@ -76,15 +124,12 @@ class Experiment:
         overrides: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
         code_dir: str | os.PathLike[str] | None = None,
-        folder: str | os.PathLike[str] | None = None,
-        git_state: GitState | None = _NOT_GIVEN,
         redact: Sequence[str] | None = DEFAULT_PATTERNS,
-        allow_dirty_hint: str = "allow_dirty=True",
     ) -> None:
+        plumbing = self._plumbing
         # Only global rank 0 of a distributed job records; the other ranks run
         # as if told --norecord.
-        norecord = norecord or global_rank() != 0
-        self.norecord = norecord
+        self.norecord = norecord or global_rank() != 0
         self.description = description
         self._finished = False
         self._pid = os.getpid()
@@ -98,73 +143,67 @@ class Experiment:
         # What finishing without an explicit status means (at exit, say);
         # adapters whose runs have a normal end of their own change it.
         self.default_end: tuple[str, str] = (layout.SUCCESS, "")
-        if norecord:
-            self.dir = Path.cwd()
-            self.id: str | None = None
-            self.config = _plain_config(config)
-            hooks.track(self)
-            return
-
-        if experiment_id is not None:
-            experiment_id = layout.validate_id(experiment_id)
+        if experiment_id is not None and not self.norecord:
+            experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
         redactor = Redactor(redact)
         redacted: list[str] = []
         self.config = redactor.tree(_plain_config(config), found=redacted)
-        code_path = Path(code_dir) if code_dir is not None else _script_dir()
-        if git_state is _NOT_GIVEN:
-            git_state = read_git_state(
-                code_path, allow_dirty=allow_dirty, flag_hint=allow_dirty_hint
-            )
-        self.git = git_state
+        self.git: GitState | None = None
+        self.dir = Path.cwd()
+        self.id: str | None = None
+        if not self.norecord:
+            self.git = plumbing.git_state
+            if self.git is _NOT_GIVEN:
+                code_path = Path(code_dir) if code_dir is not None else _script_dir()
+                self.git = read_git_state(
+                    code_path, allow_dirty=allow_dirty, flag_hint=plumbing.allow_dirty_hint
+                )
+            self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
+            self.id = self.dir.name
+        self._start_time = layout.now()
+        self.metadata = _start_metadata(
+            exp_id=self.id,
+            description=description,
+            start=self._start_time,
+            git_state=self.git,
+            overrides=overrides,
+            redactor=redactor,
+            redacted=redacted,
+            extra=metadata,
+        )
+        if not self.norecord:
+            self._start_recording(capture_output)
+        hooks.track(self)
 
-        if folder is not None:
-            self.dir = Path(folder).absolute()
-            layout.ensure_root(self.dir.parent)
-            layout.make_dir(self.dir, exist_ok=True)
-            self.resumed = (self.dir / layout.METADATA).exists()
-        else:
-            root_path = layout.ensure_root(root)
-            if experiment_id is not None:
-                self.dir = root_path / experiment_id
-                try:
-                    layout.make_dir(self.dir)
-                except FileExistsError:
-                    if not layout.inside(root_path, self.dir) or not self.dir.is_dir():
-                        raise RecordingError(
-                            f"{self.dir} is a link out of {root_path} or not a folder: "
-                            "choose another experiment id"
-                        ) from None
-                    self.resumed = True
-                except OSError as e:
-                    raise layout.StorageError(
-                        e.errno, f"cannot create experiment folder {self.dir}: {e.strerror or e}"
-                    ) from e
-            else:
-                self.dir = layout.claim_next(root_path)
-        self.id = self.dir.name
+    @classmethod
+    def _for_adapter(
+        cls,
+        config: Mapping[str, Any] | None = None,
+        *,
+        folder: str | os.PathLike[str] | None = None,
+        git_state: GitState | None = _NOT_GIVEN,
+        allow_dirty_hint: str = "allow_dirty=True",
+        **options: Any,
+    ) -> Experiment:
+        """Start a run for an adapter: the Hydra callback records into the
+        ``folder`` it claimed, with the ``git_state`` it read in the launching
+        process; both name their own dirty-tree flag. ``options`` are those of
+        the constructor."""
+        exp = cls.__new__(cls)
+        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint)
+        exp.__init__(config, **options)  # type: ignore[misc]
+        return exp
 
-        start = layout.now()
-        self.metadata: dict[str, Any] = {
-            "format_version": layout.FORMAT_VERSION,
-            "id": self.id,
-            "description": description,
-            "start_time": start.isoformat(),
-            "end_time": None,
-            "duration": None,
-            "restarts": 0,
-            **process_metadata(),
-            "git": git_state.as_metadata() if git_state else None,
-            "overrides": redactor.overrides(list(overrides)),
-            "redacted": redacted,
-            "heartbeat_seconds": HEARTBEAT_SECONDS,
-        }
-        self.metadata["argv"] = redactor.argv(self.metadata["argv"])
-        if metadata:
-            self.metadata.update(layout.to_jsonable(dict(metadata), strict=False))
-        self._start_time = start
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (``finish()`` ran)."""
+        return self._finished
+
+    # -- start -------------------------------------------------------------
+
+    def _start_recording(self, capture_output: bool) -> None:
         if self.resumed:
             self._take_over_existing()
-
         try:
             self._write_start_files()
         except OSError as e:
@@ -173,10 +212,7 @@ class Experiment:
             ) from e
         if capture_output:
             self._start_capture()
-        hooks.track(self)
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
-
-    # -- start -------------------------------------------------------------
 
     def _take_over_existing(self) -> None:
         """Continue an existing folder: same config and commit, or a clear error."""
@@ -367,6 +403,21 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
+
+
+def _claim(
+    root: str | os.PathLike[str],
+    experiment_id: str | None,
+    folder: str | os.PathLike[str] | None,
+) -> tuple[Path, bool]:
+    """The run's folder, and whether it existed: ``folder`` when an adapter
+    claimed it already, else a new one under ``root``."""
+    if folder is None:
+        return layout.claim_folder(layout.ensure_root(root), experiment_id)
+    path = Path(folder).absolute()
+    layout.ensure_root(path.parent)
+    layout.make_dir(path, exist_ok=True)
+    return path, (path / layout.METADATA).exists()
 
 
 def _opener(path: str, flags: int) -> int:

@@ -151,14 +151,9 @@ class MeticulousCallback(Callback):
         if _user_set(config, "hydra.run.dir"):
             return  # recorded where the user asked, unnumbered
         try:
-            root = layout.ensure_root(self._root(config))
-            if self.experiment_id is not None:
-                folder = root / layout.validate_id(self.experiment_id)
-                layout.make_dir(folder, exist_ok=True)
-                if not layout.inside(root, folder):
-                    raise RecordingError(f"{folder} is a link out of {root}: choose another id")
-            else:
-                folder = layout.claim_next(root)
+            folder, _ = layout.claim_folder(
+                layout.ensure_root(self._root(config)), self.experiment_id
+            )
         except RecordingError as e:
             _fail(str(e))
         config.hydra.run.dir = str(folder)
@@ -206,7 +201,7 @@ class MeticulousCallback(Callback):
         sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
         code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
         try:
-            self._exp = Experiment(
+            self._exp = Experiment._for_adapter(
                 resolved,
                 folder=hc.runtime.output_dir,
                 description=self.description,
@@ -264,7 +259,7 @@ class MeticulousCallback(Callback):
         """A job that left through SystemExit or KeyboardInterrupt skips
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
         exp, self._exp = self._exp, None
-        if exp is not None and not exp._finished:
+        if exp is not None and not exp.finished:
             exp.finish()
 
     def __repr__(self) -> str:

@@ -148,6 +148,29 @@ def claim_next(root: Path) -> Path:
             ) from e
 
 
+def claim_folder(root: Path, experiment_id: str | None = None) -> tuple[Path, bool]:
+    """Create the folder of a new run under ``root`` (created already): the next
+    number, or ``experiment_id``. Returns the folder and whether it existed
+    (an explicit id, to be resumed); an id that is not a folder inside the
+    root is refused."""
+    if experiment_id is None:
+        return claim_next(root), False
+    folder = root / validate_id(experiment_id)
+    try:
+        make_dir(folder)
+    except FileExistsError:
+        if not inside(root, folder) or not folder.is_dir():
+            raise RecordingError(
+                f"{folder} is a link out of {root} or not a folder: choose another experiment id"
+            ) from None
+        return folder, True
+    except OSError as e:
+        raise StorageError(
+            e.errno, f"cannot create experiment folder {folder}: {e.strerror or e}"
+        ) from e
+    return folder, False
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either its old or its new content,
     whatever happens to the process meanwhile."""

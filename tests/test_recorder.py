@@ -539,3 +539,34 @@ def test_the_recorders_lower_modules_never_import_higher_ones() -> None:
             for alias in node.names
         }
         assert not imported & higher, f"{name}.py imports {sorted(imported & higher)}"
+
+
+@pytest.mark.parametrize("how", ["norecord", "rank 1"])
+def test_a_run_that_records_nothing_is_still_a_whole_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Code that reads exp.metadata or exp.git on rank 0 must work on every rank.
+    from meticulous_hydra import Experiment
+
+    monkeypatch.chdir(tmp_path)
+    if how == "rank 1":
+        monkeypatch.setenv("RANK", "1")
+    exp = Experiment({"lr": 0.1}, description="d", norecord=how == "norecord")
+    assert exp.norecord and exp.id is None and exp.git is None and not exp.resumed
+    assert exp.metadata["description"] == "d" and exp.metadata["start_time"]
+    assert exp.metadata["argv"] == sys.argv and exp.metadata["git"] is None
+    assert exp.config == {"lr": 0.1} and exp.restarts == 0
+    exp.summary({"x": 1})
+    exp.log({"y": 2}, step=0)
+    exp.finish()
+    assert exp.finished and list(tmp_path.iterdir()) == []
+
+
+def test_adapter_plumbing_stays_off_the_public_signature() -> None:
+    import inspect
+
+    from meticulous_hydra import Experiment
+
+    params = inspect.signature(Experiment).parameters
+    assert not {"folder", "git_state", "allow_dirty_hint"} & set(params)
+    assert "object at" not in str(inspect.signature(Experiment))

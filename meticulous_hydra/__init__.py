@@ -13,10 +13,14 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Experiment": "experiment",
     "current": "experiment",
-    "ResumeMismatchError": "experiment",
-    "RecordingError": "layout",
-    "InvalidIdError": "layout",
-    "DirtyRepoError": "gitstate",
+    "RecordingError": "exceptions",
+    "InvalidIdError": "exceptions",
+    "StorageError": "exceptions",
+    "DirtyRepoError": "exceptions",
+    "ResumeMismatchError": "exceptions",
+    "NotSerializable": "exceptions",
+    "UsageError": "exceptions",
+    "QueryError": "exceptions",
     "record": "argparse_adapter",
     "MeticulousCallback": "hydra_callback",
     "ExperimentReader": "reader",
@@ -28,10 +32,18 @@ __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
     from .argparse_adapter import record
-    from .experiment import Experiment, ResumeMismatchError, current
-    from .gitstate import DirtyRepoError
+    from .exceptions import (
+        DirtyRepoError,
+        InvalidIdError,
+        NotSerializable,
+        QueryError,
+        RecordingError,
+        ResumeMismatchError,
+        StorageError,
+        UsageError,
+    )
+    from .experiment import Experiment, current
     from .hydra_callback import MeticulousCallback
-    from .layout import InvalidIdError, RecordingError
     from .reader import ExperimentReader, Experiments, load_experiments
 
 

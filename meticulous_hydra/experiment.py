@@ -15,17 +15,13 @@ from typing import IO, Any
 from . import hooks, layout
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
+from .exceptions import ResumeMismatchError, StorageError  # the first also imported from here
 from .gitstate import GitState, read_git_state
 from .hooks import status_from_exception
-from .layout import RecordingError
 from .redact import DEFAULT_PATTERNS, Redactor
 
 HEARTBEAT_SECONDS = 60.0
 _NOT_GIVEN: Any = object()
-
-
-class ResumeMismatchError(RecordingError):
-    """An explicit experiment id exists but was recorded with another config or commit."""
 
 
 def current() -> Experiment | None:
@@ -207,7 +203,7 @@ class Experiment:
         try:
             self._write_start_files()
         except OSError as e:
-            raise layout.StorageError(
+            raise StorageError(
                 e.errno, f"cannot write to experiment folder {self.dir}: {e.strerror or e}"
             ) from e
         if capture_output:
@@ -306,7 +302,7 @@ class Experiment:
             return write(target, *args)
         except OSError as e:
             where = self.dir / name if name else target
-            raise layout.StorageError(
+            raise StorageError(
                 e.errno, f"cannot write {where}: {e.strerror or e}; free space or fix permissions"
             ) from e
 

@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+# Older code imports these from here.
+from .exceptions import InvalidIdError, NotSerializable, RecordingError, StorageError
+
 FORMAT_VERSION = 1
 
 CONFIG_YAML = "config.yaml"
@@ -54,22 +57,6 @@ _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
 # creates is writable by other users.
 DIR_MODE = 0o775
 FILE_MODE = 0o664
-
-
-class RecordingError(Exception):
-    """A run could not be recorded; the message says why and what to do."""
-
-
-class InvalidIdError(RecordingError, ValueError):
-    """An experiment id that is not one safe path component."""
-
-
-class StorageError(RecordingError, OSError):
-    """A file of the experiment could not be written (disk full, read-only, ...).
-    Built as ``StorageError(errno, message)``; prints as the message alone."""
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 def make_dir(path: Path, *, exist_ok: bool = False) -> None:
@@ -234,10 +221,6 @@ def now() -> _dt.datetime:
 
 
 _ARRAY_MODULES = ("numpy", "torch", "jax", "jaxlib")
-
-
-class NotSerializable(TypeError):
-    """A value that has no faithful JSON form."""
 
 
 def to_jsonable(value: Any, *, strict: bool = True, key: str = "") -> Any:

@@ -14,12 +14,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .exceptions import QueryError  # older code imports it from here
+
 if TYPE_CHECKING:
     import pandas as pd
-
-
-class QueryError(ValueError):
-    """A bad expression or an unknown column; the message is one line."""
 
 
 _COMPARE: dict[type, Callable[[Any, Any], Any]] = {

@@ -570,3 +570,33 @@ def test_adapter_plumbing_stays_off_the_public_signature() -> None:
     params = inspect.signature(Experiment).parameters
     assert not {"folder", "git_state", "allow_dirty_hint"} & set(params)
     assert "object at" not in str(inspect.signature(Experiment))
+
+
+def test_public_errors_live_in_exceptions_and_keep_their_old_names() -> None:
+    import ast
+
+    import meticulous_hydra
+    from meticulous_hydra import exceptions, experiment, gitstate, query
+
+    # a public error defined anywhere else belongs in exceptions.py
+    elsewhere = [
+        f"{module.name}: {node.name}"
+        for module in Path(layout.__file__).parent.glob("*.py")
+        if module.name != "exceptions.py"
+        for node in ast.walk(ast.parse(module.read_text()))
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+        for base in node.bases
+        if getattr(base, "id", getattr(base, "attr", "")).endswith(("Error", "Exception"))
+    ]
+    assert elsewhere == []
+    old_homes = {
+        layout: ["RecordingError", "InvalidIdError", "StorageError", "NotSerializable"],
+        gitstate: ["DirtyRepoError"],
+        experiment: ["ResumeMismatchError"],
+        query: ["QueryError"],
+    }
+    for module, names in old_homes.items():
+        for name in names:
+            assert getattr(module, name) is getattr(exceptions, name)
+            assert getattr(meticulous_hydra, name) is getattr(exceptions, name)
+    assert issubclass(exceptions.DirtyRepoError, meticulous_hydra.RecordingError)

@@ -34,7 +34,7 @@ def _plain_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _dump_yaml(data: Any) -> str:
-    import yaml
+    import yaml  # ~13 ms, here: a run that records nothing (norecord, rank > 0) never loads it
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump(

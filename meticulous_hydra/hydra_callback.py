@@ -9,6 +9,7 @@ it creates the output dir, and the resolver claims the folder there.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -26,6 +27,7 @@ from . import layout
 from .environment import global_rank
 from .experiment import Experiment
 from .gitstate import read_git_state
+from .hydra_config import hydra_metadata, redact_hydra_files, resolve_job_config
 from .layout import RecordingError
 from .redact import DEFAULT_PATTERNS, Redactor
 
@@ -184,8 +186,6 @@ class MeticulousCallback(Callback):
     # -- job process -----------------------------------------------------------
 
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
-        from .hydra_config import hydra_metadata, redact_hydra_files, resolve_job_config
-
         self._end_stale_run()
         if self._off:
             self._exp = Experiment(norecord=True) if self.norecord else None
@@ -249,8 +249,6 @@ class MeticulousCallback(Callback):
         try:
             exp.summary(value if isinstance(value, dict) else {"return_value": value})
         except TypeError as e:
-            import logging
-
             logging.getLogger("meticulous_hydra").warning(
                 "experiment %s: the task's return value was not recorded: %s", exp.id, e
             )

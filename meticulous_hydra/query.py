@@ -111,7 +111,7 @@ class _Evaluator:
         )
 
     def _bool(self, value: Any) -> Any:
-        import pandas as pd
+        import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
         if isinstance(value, pd.Series):
             return value.fillna(False).astype(bool)
@@ -160,7 +160,7 @@ def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
     except SyntaxError as e:
         raise QueryError(f"cannot parse filter {expression!r}: {e.msg}") from e
     mask = _Evaluator(frame, quoted).eval(tree)
-    import pandas as pd
+    import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
     if not isinstance(mask, pd.Series):
         raise QueryError(f"filter {expression!r} does not depend on any column")

@@ -1,5 +1,20 @@
 """meticulous-hydra: record every run of an ML program in plain numbered folders.
 
+Five parts, in one flat package; imports go downwards only:
+
+- recorder: ``experiment`` (the :class:`Experiment`, one run's folder),
+  ``hooks`` (the active runs and the process hooks that end them),
+  ``capture`` (stdout/stderr), ``gitstate``, ``environment`` (host, versions,
+  rank), ``redact`` (secrets), all over ``layout``, the on-disk format
+  (docs/FORMAT.md), and ``exceptions``, every error a user sees;
+- Hydra: ``hydra_callback`` (:class:`MeticulousCallback`), ``hydra_config``
+  (the job's resolved config and Hydra's metadata);
+- argparse: ``argparse_adapter`` (:func:`record`);
+- reader: ``reader`` (:func:`load_experiments`), ``frame`` (rows to a
+  DataFrame), ``cache`` (the per-user cache of frames);
+- CLI: ``summary_cli`` (``meticulous-summary``), ``query`` (``--filter``),
+  ``table`` (text tables), ``cli`` (``meticulous VERB``) and its verb modules.
+
 Importing the package is cheap: the recorder, the Hydra callback, the reader
 (pandas) and the CLI load only when first used.
 """

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import layout
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
 
 
 def previous_status(folder: str | os.PathLike[str]) -> str | None:
@@ -28,7 +31,7 @@ def shown_path(folder: Path, cwd: Path) -> str:
         return str(folder)
 
 
-def announce(exp: Any, cwd: Path, previous: str | None = None) -> None:
+def announce(exp: Experiment | None, cwd: Path, previous: str | None = None) -> None:
     """``meticulous-hydra: recording to experiments/17`` (or resuming it), on stderr."""
     if exp is None or exp.norecord:
         return

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from .announce import announce, previous_status
+from .exceptions import RecordingError
+from .experiment import Experiment
 from .layout import to_jsonable
-from .redact import DEFAULT_PATTERNS
+from .redact import DEFAULT_PATTERNS, Redactor
 
 _GROUP_MARK = "_meticulous_group"
 # The group's options: (name, is a flag, help). Each lands in the Namespace as
@@ -136,15 +142,6 @@ def record(
     argparse does, before anything is created; a run that can't be recorded
     (uncommitted changes, bad id, ...) exits with a one-line error.
     """
-    import os
-    import sys
-    from pathlib import Path
-
-    from .announce import announce, previous_status
-    from .experiment import Experiment
-    from .layout import RecordingError
-    from .redact import Redactor
-
     add_meticulous_group(
         parser,
         experiments_dir=experiments_dir,
@@ -163,7 +160,7 @@ def record(
     if options["experiment_id"] is not None and not options["norecord"]:
         previous = previous_status(Path(options["experiments_dir"]) / options["experiment_id"])
     try:
-        exp = Experiment(
+        exp = Experiment._for_adapter(
             vars(namespace),
             root=options["experiments_dir"],
             experiment_id=options["experiment_id"],

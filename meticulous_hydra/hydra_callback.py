@@ -16,6 +16,7 @@ the RecordingError itself, which reaches the caller.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -30,12 +31,19 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from . import gitstate, layout
+from . import layout
 from .announce import announce, previous_status
 from .environment import global_rank
+from .exceptions import DirtyRepoError, RecordingError
 from .experiment import Experiment
 from .gitstate import read_git_state
-from .layout import RecordingError
+from .hydra_config import (
+    config_cleaner,
+    hydra_metadata,
+    redact_hydra_files,
+    redact_job_return,
+    resolve_job_config,
+)
 from .redact import DEFAULT_PATTERNS, Redactor
 
 RESOLVER = "meticulous.job_dir"
@@ -93,7 +101,7 @@ def job_subdir(root: str, sweep_id: str, job_num: int, sweep_dir: str) -> str:
 
 def _fail_resolver(kind: str, hex_message: str) -> str:
     """Raise the RecordingError that stopped the run, as the output dir's value."""
-    base = gitstate.DirtyRepoError if kind == "DirtyRepoError" else RecordingError
+    base = DirtyRepoError if kind == "DirtyRepoError" else RecordingError
     # an InterpolationResolutionError goes through OmegaConf unwrapped, and
     # Hydra lets it through to the caller of launch()
     error = type(base.__name__, (base, InterpolationResolutionError), {})
@@ -126,7 +134,7 @@ def _stop(config: DictConfig, error: RecordingError, job_dir_key: str) -> None:
         sys.stderr.flush()
         raise SystemExit(1)
     _register_resolvers()
-    kind = "DirtyRepoError" if isinstance(error, gitstate.DirtyRepoError) else "RecordingError"
+    kind = "DirtyRepoError" if isinstance(error, DirtyRepoError) else "RecordingError"
     value = f"${{{FAIL_RESOLVER}:{kind},m{str(error).encode().hex()}}}"
     if job_dir_key == "hydra.sweep.subdir":
         # jobs are composed again from hydra.overrides.hydra
@@ -258,18 +266,13 @@ class MeticulousCallback(Callback):
         self._begin(config, "RUN")
         try:
             self._read_git(config)
-            root = layout.ensure_root(self._root(config))
-            if self.experiment_id is not None:
-                folder = root / layout.validate_id(self.experiment_id)
-                layout.make_dir(folder, exist_ok=True)
-                if not layout.inside(root, folder):
-                    raise RecordingError(f"{folder} is a link out of {root}: choose another id")
-                if any(folder.iterdir()) and not layout.is_experiment_dir(folder):
-                    raise RecordingError(
-                        f"{folder} holds files that are not an experiment's: choose another id"
-                    )
-            else:
-                folder = layout.claim_next(root)
+            folder, existed = layout.claim_folder(
+                layout.ensure_root(self._root(config)), self.experiment_id
+            )
+            if existed and not layout.is_experiment_dir(folder) and any(folder.iterdir()):
+                raise RecordingError(
+                    f"{folder} holds files that are not an experiment's: choose another id"
+                )
         except RecordingError as e:
             _stop(config, e, "hydra.run.dir")
             return
@@ -324,8 +327,6 @@ class MeticulousCallback(Callback):
         return str(layout.claim_next(layout.ensure_root(self._root(config))))
 
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
-        from .hydra_config import hydra_metadata, redact_hydra_files, resolve_job_config
-
         self._end_stale_run()
         if self._off:
             self._exp = Experiment(norecord=True) if self.norecord else None
@@ -354,7 +355,7 @@ class MeticulousCallback(Callback):
                 sweep.pop("root", None)
             previous = previous_status(folder)
             code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
-            self._exp = Experiment(
+            self._exp = Experiment._for_adapter(
                 resolved,
                 folder=folder,
                 description=self.description,
@@ -413,8 +414,6 @@ class MeticulousCallback(Callback):
     def _redact_pickles(self, config: DictConfig, job_return: JobReturn) -> None:
         """Hydra's PickleJobInfoCallback pickles the config and the JobReturn
         into the folder, in its own hooks, before or after ours."""
-        from .hydra_config import config_cleaner, redact_hydra_files, redact_job_return
-
         callbacks = OmegaConf.to_container(config.hydra.callbacks, resolve=False) or {}
         if not any(
             isinstance(p, dict) and str(p.get("_target_", "")).endswith(_PICKLE_CALLBACK)
@@ -435,8 +434,6 @@ class MeticulousCallback(Callback):
         try:
             exp.summary(value if isinstance(value, dict) else {"return_value": value})
         except TypeError as e:
-            import logging
-
             logging.getLogger("meticulous_hydra").warning(
                 "experiment %s: the task's return value was not recorded: %s", exp.id, e
             )
@@ -445,7 +442,7 @@ class MeticulousCallback(Callback):
         """A job that left through SystemExit or KeyboardInterrupt skips
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
         exp, self._exp = self._exp, None
-        if exp is not None and not exp._finished:
+        if exp is not None and not exp.finished:
             exp.finish()
 
     def __repr__(self) -> str:

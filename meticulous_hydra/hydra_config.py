@@ -11,7 +11,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .layout import to_jsonable
+from .layout import atomic_write_bytes, atomic_write_text, to_jsonable
 from .redact import MISSING, Redactor
 
 
@@ -173,8 +173,6 @@ def _rewrite(path: Path, change: Any) -> None:
     before = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     after = change(copy.deepcopy(before))
     if after != before:
-        from .layout import atomic_write_text
-
         atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(after)))
 
 
@@ -183,9 +181,7 @@ def _rewrite_pickle(path: Path, change: Any) -> None:
     the experiment folder (ours: the job wrote it a moment ago)."""
     if not path.exists():
         return
-    import pickle
-
-    from .layout import atomic_write_bytes
+    import pickle  # only with Hydra's PickleJobInfoCallback on
 
     with open(path, "rb") as f:
         value = pickle.load(f)

@@ -759,3 +759,12 @@ def test_ray_workers_record_the_launch_command_and_the_apps_traceback(tmp_path: 
     detail = status_of(failed[0])[1]
     assert f'File "{app / "app.py"}", line 5, in helper' in detail
     assert "<dynamic-code>" not in detail
+
+
+def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> None:
+    (edge_app / "experiments").mkdir()
+    (edge_app / "experiments" / "taken").write_text("a file, not a run\n")
+    proc = run_python(["app.py", ON, "hydra.callbacks.meticulous.experiment_id=taken"], edge_app)
+    assert proc.returncode == 1
+    assert "meticulous-hydra: error:" in proc.stderr and "not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr and "experiment" not in proc.stdout

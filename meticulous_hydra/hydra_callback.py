@@ -150,10 +150,23 @@ def _fail(message: str) -> None:
     raise SystemExit(1)
 
 
+# Hydra's own values (hydra/conf/hydra/output/default.yaml): any other one was
+# chosen by the user, in a config file or on the command line.
+_HYDRA_DEFAULTS = {
+    "hydra.run.dir": "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}",
+    "hydra.sweep.subdir": "${hydra.job.num}",
+}
+
+
 def _user_set(config: DictConfig, key: str) -> bool:
+    """Whether the user chose Hydra's output dir ``key``; then it stays theirs."""
     # raw strings: an override's value may itself be an interpolation
     overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
-    return any(str(o).lstrip("+").startswith(f"{key}=") for o in overrides)
+    if any(str(o).lstrip("+").startswith(f"{key}=") for o in overrides):
+        return True
+    parent, _, leaf = key.rpartition(".")
+    raw = OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)
+    return raw.get(leaf) != _HYDRA_DEFAULTS[key]
 
 
 class MeticulousCallback(Callback):

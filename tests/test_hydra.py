@@ -768,3 +768,15 @@ def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> No
     assert proc.returncode == 1
     assert "meticulous-hydra: error:" in proc.stderr and "not a folder" in proc.stderr
     assert "Traceback" not in proc.stderr and "experiment" not in proc.stdout
+
+
+def test_run_dir_set_in_the_apps_config_is_hydras_too(edge_app: Path) -> None:
+    (edge_app / "config.yaml").write_text(
+        CONFIG + "hydra:\n  run:\n    dir: outs/${hydra.job.name}\n"
+    )
+    git(edge_app, "commit", "-qam", "run dir")
+    run_python(["app.py", ON], edge_app, check=True)
+    assert (edge_app / "outs" / "app" / ".hydra").is_dir()
+    folder = edge_app / "experiments" / "1"
+    assert status_of(folder)[0] == "SUCCESS"
+    assert meta(folder)["hydra"]["output_dir"] == str(edge_app / "outs" / "app")

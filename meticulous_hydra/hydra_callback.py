@@ -203,8 +203,11 @@ class MeticulousCallback(Callback):
         self._mode: str | None = None
         self._key = _KEY
         self._main_file: str | None = None
-        # RUN mode: the folder claimed in on_run_start
+        # RUN mode: the folder claimed in on_run_start; MULTIRUN: the root,
+        # and whether the jobs' output dirs are their folders (our subdir)
         self._folder: str | None = None
+        self._sweep_root: str | None = None
+        self._redirected = False
         self._exp: Experiment | None = None
         # per job: the literal secrets to scrub, and whether Hydra's output
         # dir is the experiment folder (then its files are ours to clean)
@@ -314,11 +317,11 @@ class MeticulousCallback(Callback):
         except RecordingError as e:
             _stop(config, e, "hydra.sweep.subdir")
             return
-        self._sweep["root"] = str(root)
+        self._sweep_root = str(root)
         if _user_set(config, "hydra.sweep.subdir"):
             return
         _register_resolvers()
-        self._sweep["redirected"] = True
+        self._redirected = True
         subdir = f"${{{RESOLVER}:'{root}','{sweep_id}',${{hydra.job.num}},${{hydra.sweep.dir}}}}"
         # Jobs are composed again from hydra.overrides.hydra, so that is the
         # one way to reach their config from here.
@@ -332,10 +335,10 @@ class MeticulousCallback(Callback):
         under the root, whatever Hydra's output dir is."""
         if self._folder is not None and self._mode == "RUN":
             return self._folder
-        if self._sweep is not None:
-            if self._sweep.get("redirected"):
+        if self._sweep is not None and self._sweep_root is not None:
+            if self._redirected:
                 return str(hc.runtime.output_dir)
-            return job_dir(self._sweep["root"], self._sweep["id"], int(job_num))
+            return job_dir(self._sweep_root, self._sweep["id"], int(job_num))
         # declared in a way that skipped the start hooks
         return str(layout.claim_next(layout.ensure_root(self._root(config))))
 
@@ -363,9 +366,6 @@ class MeticulousCallback(Callback):
             if self._hydra_files_ours:
                 redact_hydra_files(hc, redactor, hidden)
             sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
-            if sweep is not None:
-                sweep.pop("redirected", None)
-                sweep.pop("root", None)
             previous = previous_status(folder)
             code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
             self._exp = Experiment._for_adapter(

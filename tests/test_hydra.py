@@ -402,6 +402,38 @@ def test_requeued_job_continues_in_its_folder(tmp_path: Path) -> None:
     assert job_dir(str(root), "sweep-2", 3) not in (first, other)
 
 
+def test_a_sweep_link_to_another_runs_folder_is_never_followed(tmp_path: Path) -> None:
+    import shutil
+
+    from meticulous_hydra import layout
+    from meticulous_hydra.hydra_callback import job_dir
+
+    root = tmp_path / "experiments"
+    link = root / ".sweeps" / "sweep-1" / "5"
+
+    def record_as(folder: Path, sweep: dict | None) -> None:
+        layout.write_json(folder / "metadata.json", {"id": folder.name, "sweep": sweep})
+
+    first = Path(job_dir(str(root), "sweep-1", 5))
+    record_as(first, {"id": "sweep-1", "job_num": 5, "dir": "/x"})
+    assert job_dir(str(root), "sweep-1", 5) == str(first)  # a requeued job continues there
+    # The folder is deleted; the next run gets a new number, and job 5 a new folder.
+    shutil.rmtree(first)
+    unrelated = layout.claim_next(root)
+    record_as(unrelated, None)
+    second = Path(job_dir(str(root), "sweep-1", 5))
+    assert second not in (first, unrelated) and link.resolve() == second
+    # Links that name another run's folder (an older version reused numbers,
+    # or the link was copied) are replaced, and the other run is left alone.
+    for sweep in (None, {"id": "sweep-2", "job_num": 5}, {"id": "sweep-1", "job_num": 4}):
+        link.unlink()
+        link.symlink_to(f"../../{unrelated.name}")
+        record_as(unrelated, sweep)
+        again = Path(job_dir(str(root), "sweep-1", 5))
+        assert again != unrelated and link.resolve() == again
+        assert json.loads((unrelated / "metadata.json").read_text())["sweep"] == sweep
+
+
 def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> None:
     (edge_app / "experiments").mkdir()
     (edge_app / "experiments" / "taken").write_text("a file, not a run\n")

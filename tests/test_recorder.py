@@ -166,6 +166,36 @@ def test_numbering_skips_custom_ids_and_keeps_gaps(tmp_path: Path) -> None:
     assert layout.claim_next(root).name == "8"
 
 
+def test_a_number_is_never_given_twice_even_after_its_folder_is_deleted(tmp_path: Path) -> None:
+    import shutil
+
+    from meticulous_hydra import Experiment
+
+    root = layout.ensure_root(tmp_path / "experiments")
+    assert [layout.claim_next(root).name for _ in range(25)][-1] == "25"
+    shutil.rmtree(root / "24")
+    shutil.rmtree(root / "25")
+    exp = Experiment({}, root=root, capture_output=False, code_dir=tmp_path)
+    exp.finish()
+    assert exp.id == "26"
+    (root / "26").rename(root / ".trash-26")  # moved aside, as `meticulous rm` does
+    assert layout.claim_next(root).name == "27"
+    # a number the user chose is never given by the numbering either
+    exp = Experiment({}, root=root, experiment_id="40", capture_output=False, code_dir=tmp_path)
+    exp.finish()
+    shutil.rmtree(root / "40")
+    assert layout.claim_next(root).name == "41"
+
+
+def test_a_root_from_before_the_number_markers_keeps_its_numbers(tmp_path: Path) -> None:
+    root = tmp_path / "experiments"
+    for n in (1, 2, 5):
+        (root / str(n)).mkdir(parents=True)
+    assert layout.claim_next(root).name == "6"
+    (root / "6").rmdir()
+    assert layout.claim_next(root).name == "7"
+
+
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a/b", "", ".", "..", "a\x00b", "x" * 256, "a b"])
 def test_invalid_ids_are_refused(tmp_path: Path, bad: str) -> None:
     from meticulous_hydra import Experiment, InvalidIdError

@@ -212,7 +212,7 @@ def _linked_folder(root: Path, link: Path, sweep_id: str, job_num: int) -> Path 
         folder = root / validate_id(os.path.basename(os.readlink(link)))
     except (OSError, InvalidIdError):  # no link (or not a link), or one out of the root
         return None
-    if not folder.is_dir():
+    if not folder.is_dir() or not inside(root, folder):
         return None
     try:
         meta = read_json(folder / METADATA)

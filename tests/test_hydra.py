@@ -428,6 +428,14 @@ def test_a_sweep_link_to_another_runs_folder_is_never_followed(tmp_path: Path) -
         again = Path(job_dir(str(root), "sweep-1", 5))
         assert again != unrelated and link.resolve() == again
         assert metadata_of(unrelated)["sweep"] == sweep
+    # nor is one to a folder that is a link out of the root, whatever it holds
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    record_as(outside, {"id": "sweep-1", "job_num": 5})
+    (root / "99").symlink_to(outside)
+    link.unlink()
+    link.symlink_to("../../99")
+    assert Path(job_dir(str(root), "sweep-1", 5)) not in (root / "99", outside)
 
 
 def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> None:

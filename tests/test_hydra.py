@@ -10,17 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git, make_repo, run_python, status_of
+from helpers import git, make_repo, metadata_of, run_python, status_of
 
 ON = "hydra/callbacks=meticulous"
 
 
 def folders(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def meta(folder: Path) -> dict:
-    return json.loads((folder / "metadata.json").read_text())
 
 
 def test_single_run(app_repo: Path) -> None:
@@ -39,7 +35,7 @@ def test_single_run(app_repo: Path) -> None:
     assert "hydra" not in config
     # Hydra's own copy stays unresolved
     assert "${hydra:runtime.output_dir}" in (folder / ".hydra" / "config.yaml").read_text()
-    m = meta(folder)
+    m = metadata_of(folder)
     assert m["overrides"] == ["optimizer=adam", "seed=3"]
     assert m["hydra"]["choices"] == {"data": "synthetic", "optimizer": "adam", "model": "mlp"}
     assert m["hydra"]["job_name"] == "train" and m["hydra"]["mode"] == "RUN"
@@ -57,7 +53,7 @@ def test_single_run(app_repo: Path) -> None:
 def check_sweep(root: Path, jobs: int, failing: set[int]) -> list[dict]:
     found = folders(root)
     assert [p.name for p in found] == [str(i) for i in range(1, jobs + 1)]
-    metas = [meta(f) for f in found]
+    metas = [metadata_of(f) for f in found]
     assert sorted(m["sweep"]["job_num"] for m in metas) == list(range(jobs))
     assert len({m["sweep"]["id"] for m in metas}) == 1
     for folder, m in zip(found, metas, strict=True):
@@ -111,7 +107,7 @@ def test_multirun_joblib_launcher(app_repo: Path) -> None:
     run_python(
         ["examples/train.py", "-m", ON, "hydra/launcher=joblib", "seed=1,2"], app_repo, check=True
     )
-    later = [meta(app_repo / "experiments" / n) for n in ("9", "10")]
+    later = [metadata_of(app_repo / "experiments" / n) for n in ("9", "10")]
     assert later[0]["sweep"]["id"] == later[1]["sweep"]["id"] != metas[0]["sweep"]["id"]
 
 
@@ -219,7 +215,7 @@ def test_resolution_missing_values_and_secrets(edge_app: Path) -> None:
     assert config["required"] == "???" and config["points_to_missing"] == "???"
     assert config["api_token"] == "<redacted>" and config["db"]["password"] == "<redacted>"
     assert config["api_key"] == "<redacted>" and config["db"]["host"] == "remote"
-    m = meta(folder)
+    m = metadata_of(folder)
     assert sorted(m["missing"]) == ["points_to_missing", "required"]
     assert "+api_key=<redacted>" in m["overrides"] and "+api_key=<redacted>" in m["argv"]
     # no secret in any file of the folder, Hydra's own copies in .hydra/ included
@@ -291,7 +287,7 @@ def test_declared_by_hand_with_target_next_to_another_callback(edge_app: Path) -
     git(edge_app, "commit", "-qam", "by hand")
     proc = run_python(["app.py"], edge_app, check=True)
     assert "experiment 1" in proc.stdout
-    assert meta(edge_app / "runs" / "1")["description"] == "by hand"
+    assert metadata_of(edge_app / "runs" / "1")["description"] == "by hand"
     proc = run_python(["app.py", "-m", "mode=ok,exit0"], edge_app, check=True)
     assert [p.name for p in folders(edge_app / "runs")] == ["1", "2", "3"]
     assert "LogJobReturnCallback" not in proc.stderr
@@ -301,7 +297,7 @@ def test_user_run_dir_is_hydras_and_the_record_stays_under_the_root(edge_app: Pa
     proc = run_python(["app.py", ON, "hydra.run.dir=my_runs/special"], edge_app, check=True)
     folder = edge_app / "experiments" / "1"
     assert status_of(folder)[0] == "SUCCESS"
-    assert meta(folder)["hydra"]["output_dir"] == str(edge_app / "my_runs" / "special")
+    assert metadata_of(folder)["hydra"]["output_dir"] == str(edge_app / "my_runs" / "special")
     assert (edge_app / "my_runs" / "special" / ".hydra").is_dir()  # Hydra's output
     assert not (edge_app / "my_runs" / "special" / "STATUS").exists()
     assert "experiment 1" in proc.stdout
@@ -321,7 +317,7 @@ def test_run_dir_dot_touches_nothing_outside_the_root(edge_app: Path) -> None:
         folder = edge_app / "experiments" / num
         assert status_of(folder)[0] == "SUCCESS"
         assert yaml.safe_load((folder / "config.yaml").read_text())["size"] == size
-        assert meta(folder)["hydra"]["output_dir"] == str(edge_app)
+        assert metadata_of(folder)["hydra"]["output_dir"] == str(edge_app)
 
 
 def test_explicit_id_of_a_folder_with_foreign_files_is_refused(edge_app: Path) -> None:
@@ -348,7 +344,10 @@ def test_user_sweep_subdir_is_hydras_and_jobs_are_recorded_under_the_root(
         edge_app,
         check=True,
     )
-    recorded = {meta(f)["sweep"]["job_num"]: meta(f) for f in folders(edge_app / "experiments")}
+    recorded = {
+        metadata_of(f)["sweep"]["job_num"]: metadata_of(f)
+        for f in folders(edge_app / "experiments")
+    }
     assert sorted(recorded) == [0, 1]
     for num, m in recorded.items():
         assert m["hydra"]["output_dir"] == str(edge_app / "sweeps" / f"job_{num}")
@@ -369,7 +368,7 @@ def test_options_from_the_command_line(edge_app: Path) -> None:
         edge_app,
         check=True,
     )
-    assert meta(edge_app / "elsewhere" / "base")["description"] == "first try"
+    assert metadata_of(edge_app / "elsewhere" / "base")["description"] == "first try"
     proc = run_python(
         ["app.py", ON, "hydra.callbacks.meticulous.norecord=true"], edge_app, check=True
     )
@@ -476,7 +475,7 @@ def test_launch_command_and_directory_are_recorded_for_every_job(tmp_path: Path)
     ]
     for argv in cases:
         run_python(argv, elsewhere, check=True, timeout=180)
-    metas = [meta(f) for f in folders(app / "experiments")]
+    metas = [metadata_of(f) for f in folders(app / "experiments")]
     assert len(metas) == 4
     shown = [script, ON, root, "hydra.job.chdir=True", "+api_token=<redacted>"]
     assert metas[0]["launch"]["argv"] == shown
@@ -559,7 +558,7 @@ def test_no_secret_in_any_file_or_derived_string(edge_app: Path, pickle_first: b
             data = path.read_bytes()
             for secret in (b"hunter2", b"envsecret123", b"s3cret"):
                 assert secret not in data, (path, secret)
-    m = meta(folder)
+    m = metadata_of(folder)
     assert "+db.token=${oc.env:DB_PASS}" in m["overrides"]  # replayable as typed
     assert "db.password=<redacted>" in m["overrides"]
     assert "envsecret123" not in m["hydra"]["override_dirname"]
@@ -613,7 +612,7 @@ def test_plus_meticulous_on_keeps_the_apps_own_callbacks(edge_app: Path) -> None
         check=True,
     )
     assert "my callback ran" in proc.stdout and "experiment 1" in proc.stdout
-    assert meta(edge_app / "experiments" / "1")["description"] == "both"
+    assert metadata_of(edge_app / "experiments" / "1")["description"] == "both"
     proc = run_python(["app.py", "-m", "+meticulous=on", "mode=ok,exit0"], edge_app, check=True)
     assert proc.stdout.count("my callback ran") == 2
     assert [p.name for p in folders(edge_app / "experiments")] == ["1", "2", "3"]
@@ -698,7 +697,7 @@ def test_hydra_zen_launch_runs_and_a_catchable_dirty_tree(tmp_path: Path) -> Non
     pytest.importorskip("hydra_zen")
     repo = make_repo(tmp_path / "zen", {"driver.py": ZEN_DRIVER})
     proc = run_python(["driver.py", "runs", "--driver-flag"], repo, check=True)
-    metas = [meta(f) for f in folders(repo / "experiments")]
+    metas = [metadata_of(f) for f in folders(repo / "experiments")]
     assert [m["hydra"]["mode"] for m in metas] == ["RUN", "RUN", "MULTIRUN", "MULTIRUN"]
     assert [
         json.loads((f / "summary.json").read_text())["lr"] for f in folders(repo / "experiments")
@@ -751,7 +750,7 @@ def test_ray_workers_record_the_launch_command_and_the_apps_traceback(tmp_path: 
     found = folders(app / "experiments")
     assert len(found) == 2
     for folder in found:
-        m = meta(folder)
+        m = metadata_of(folder)
         assert m["launch"]["argv"] == argv and m["launch"]["cwd"] == str(app)
         assert "default_worker.py" in m["argv"][0]  # the job's own process: a Ray worker
     failed = [f for f in found if status_of(f)[0] == "ERROR"]
@@ -759,6 +758,46 @@ def test_ray_workers_record_the_launch_command_and_the_apps_traceback(tmp_path: 
     detail = status_of(failed[0])[1]
     assert f'File "{app / "app.py"}", line 5, in helper' in detail
     assert "<dynamic-code>" not in detail
+
+
+def test_a_sweep_link_to_another_runs_folder_is_never_followed(tmp_path: Path) -> None:
+    import shutil
+
+    from meticulous_hydra import layout
+    from meticulous_hydra.hydra_callback import job_dir
+
+    root = tmp_path / "experiments"
+    link = root / ".sweeps" / "sweep-1" / "5"
+
+    def record_as(folder: Path, sweep: dict | None) -> None:
+        layout.write_json(folder / "metadata.json", {"id": folder.name, "sweep": sweep})
+
+    first = Path(job_dir(str(root), "sweep-1", 5))
+    record_as(first, {"id": "sweep-1", "job_num": 5, "dir": "/x"})
+    assert job_dir(str(root), "sweep-1", 5) == str(first)  # a requeued job continues there
+    # The folder is deleted; the next run gets a new number, and job 5 a new folder.
+    shutil.rmtree(first)
+    unrelated = layout.claim_next(root)
+    record_as(unrelated, None)
+    second = Path(job_dir(str(root), "sweep-1", 5))
+    assert second not in (first, unrelated) and link.resolve() == second
+    # Links that name another run's folder (an older version reused numbers,
+    # or the link was copied) are replaced, and the other run is left alone.
+    for sweep in (None, {"id": "sweep-2", "job_num": 5}, {"id": "sweep-1", "job_num": 4}):
+        link.unlink()
+        link.symlink_to(f"../../{unrelated.name}")
+        record_as(unrelated, sweep)
+        again = Path(job_dir(str(root), "sweep-1", 5))
+        assert again != unrelated and link.resolve() == again
+        assert metadata_of(unrelated)["sweep"] == sweep
+    # nor is one to a folder that is a link out of the root, whatever it holds
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    record_as(outside, {"id": "sweep-1", "job_num": 5})
+    (root / "99").symlink_to(outside)
+    link.unlink()
+    link.symlink_to("../../99")
+    assert Path(job_dir(str(root), "sweep-1", 5)) not in (root / "99", outside)
 
 
 def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> None:
@@ -779,4 +818,4 @@ def test_run_dir_set_in_the_apps_config_is_hydras_too(edge_app: Path) -> None:
     assert (edge_app / "outs" / "app" / ".hydra").is_dir()
     folder = edge_app / "experiments" / "1"
     assert status_of(folder)[0] == "SUCCESS"
-    assert meta(folder)["hydra"]["output_dir"] == str(edge_app / "outs" / "app")
+    assert metadata_of(folder)["hydra"]["output_dir"] == str(edge_app / "outs" / "app")

@@ -1,15 +1,22 @@
-"""The argparse adapter: record(parser) on real scripts."""
+"""The argparse adapter: record(parser) in-process on real parsers, and on
+real scripts where the process is the point (exit codes, capture, the example)."""
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from helpers import PROJECT, git, metadata_of, run_python, status_of, write_script
 
-FEATURES = """
+from meticulous_hydra import record
+
+# The parser of every argparse feature; FEATURES is the same parser as a script.
+PARSER = """
 import argparse, enum, sys
 from pathlib import Path
 from meticulous_hydra import record
@@ -39,28 +46,56 @@ s1 = sub.add_parser("fit")
 s1.add_argument("--epochs", type=int, default=3)
 s2 = sub.add_parser("eval")
 s2.add_argument("--split", default="val")
+"""
+FEATURES = PARSER + """
 args, exp = record(p)
 print("NAMESPACE", sorted(vars(args)))
 """
 
 
+def features_parser() -> argparse.ArgumentParser:
+    namespace: dict[str, Any] = {}
+    exec(PARSER, namespace)
+    return namespace["p"]
+
+
 @pytest.fixture
-def features(repo: Path) -> Path:
+def features(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The repo with feat.py committed, as cwd: record() runs in-process as if
+    ``python feat.py`` had been started there."""
     write_script(repo, "feat.py", FEATURES, commit=True)
+    monkeypatch.chdir(repo)
     return repo
 
 
-def recorded(repo: Path, n: int = 1) -> tuple[dict, dict]:
+def record_here(
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    parser: argparse.ArgumentParser | None = None,
+    script: str = "feat.py",
+    **options: Any,
+) -> tuple[argparse.Namespace, Any]:
+    """record() in this process with sys.argv as a script at ``script`` would
+    see it; the run is finished before returning (no capture: the recording
+    line goes to capsys)."""
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    args, exp = record(parser or features_parser(), argv, capture_output=False, **options)
+    exp.finish()
+    return args, exp
+
+
+def recorded(repo: Path, n: int | str = 1) -> tuple[dict, dict]:
     folder = repo / "experiments" / str(n)
     config = yaml.safe_load((folder / "config.yaml").read_text())
     meta = metadata_of(folder)
     return config, meta
 
 
-def test_every_argparse_feature_is_recorded_with_types(features: Path) -> None:
+def test_every_argparse_feature_is_recorded_with_types(
+    features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (features / "args.txt").write_text("--lr\n0.5\n")
     argv = [
-        "feat.py",
         "--required",
         "r",
         "-vv",
@@ -86,8 +121,10 @@ def test_every_argparse_feature_is_recorded_with_types(features: Path) -> None:
         "--epochs",
         "7",
     ]
-    proc = run_python(argv, features, check=True)
-    assert "meticulous" not in proc.stdout  # the meticulous options are taken out of the Namespace
+    args, _ = record_here(monkeypatch, argv)
+    args.out.close()
+    # the meticulous options are taken out of the Namespace
+    assert not [name for name in vars(args) if "meticulous" in name]
     config, meta = recorded(features)
     assert config == {
         "data": "mydata",
@@ -128,97 +165,120 @@ def test_every_argparse_feature_is_recorded_with_types(features: Path) -> None:
     assert meta["adapter"] == "argparse"
 
 
-def test_overrides_list_only_what_differs_from_defaults(features: Path) -> None:
+def test_the_namespace_of_a_real_script_has_no_meticulous_option(repo: Path) -> None:
+    write_script(repo, "feat.py", FEATURES, commit=True)
+    proc = run_python(["feat.py", "d", "--required", "x", "eval"], repo, check=True)
+    assert "NAMESPACE" in proc.stdout and "meticulous" not in proc.stdout
+    assert recorded(repo)[1]["overrides"] == ["data=d", "required=x", "cmd=eval"]
+
+
+def test_overrides_list_only_what_differs_from_defaults(
+    features: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a value given but equal to the default is not an override; string
     # defaults are compared after the type converter, as argparse does
-    run_python(
-        ["feat.py", "d", "--required", "x", "--lr", "0.1", "--opt", "sgd", "eval"],
-        features,
-        check=True,
-    )
+    record_here(monkeypatch, ["d", "--required", "x", "--lr", "0.1", "--opt", "sgd", "eval"])
     _, meta = recorded(features)
     assert meta["overrides"] == ["data=d", "required=x", "cmd=eval"]
 
 
-def test_defaults_of_the_meticulous_group_can_be_set_by_the_script(repo: Path) -> None:
-    write_script(
-        repo,
-        "s.py",
-        """
-        import argparse
-        from meticulous_hydra import record
+def test_defaults_of_the_meticulous_group_can_be_set_by_the_script(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_script(repo, "s.py", "# the script's file: its folder is the code's repo\n", commit=True)
+    monkeypatch.chdir(repo)
+
+    def parser() -> argparse.ArgumentParser:
         p = argparse.ArgumentParser()
         p.add_argument("--seed", type=int, default=0)
-        args, exp = record(p, description="baseline sweep", experiments_dir="runs")
-        print(exp.id)
-        """,
-        commit=True,
-    )
-    run_python(["s.py"], repo, check=True)
+        return p
+
+    options = {"description": "baseline sweep", "experiments_dir": "runs", "script": "s.py"}
+    _, exp = record_here(monkeypatch, [], parser(), **options)
+    assert exp.id == "1"
     meta = metadata_of(repo / "runs" / "1")
     assert meta["description"] == "baseline sweep"
-    run_python(["s.py", "--description", "other", "--experiments-dir", "runs2"], repo, check=True)
+    argv = ["--description", "other", "--experiments-dir", "runs2"]
+    record_here(monkeypatch, argv, parser(), **options)
     assert metadata_of(repo / "runs2" / "1")["description"] == "other"
 
 
-def test_help_and_parse_errors_create_nothing(features: Path) -> None:
-    proc = run_python(["feat.py", "--help"], features)
-    assert proc.returncode == 0
-    assert (
-        "meticulous" in proc.stdout
-        and "--experiment-id" in proc.stdout
-        and "--norecord" in proc.stdout
-    )
-    proc = run_python(["feat.py", "d", "--lr", "fast"], features)
-    assert proc.returncode == 2 and "usage:" in proc.stderr and "invalid float value" in proc.stderr
+def test_help_and_parse_errors_create_nothing(
+    features: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        record_here(monkeypatch, ["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "meticulous" in out and "--experiment-id" in out and "--norecord" in out
+    with pytest.raises(SystemExit) as exited:
+        record_here(monkeypatch, ["d", "--lr", "fast"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "usage:" in err and "invalid float value" in err
     assert not (features / "experiments").exists()
 
 
-def test_norecord(features: Path) -> None:
+def test_norecord(features: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (features / "README").write_text("dirty is fine without recording\n")
-    proc = run_python(["feat.py", "d", "--required", "x", "--norecord"], features, check=True)
-    assert "NAMESPACE" in proc.stdout
+    args, exp = record_here(monkeypatch, ["d", "--required", "x", "--norecord"])
+    assert exp.norecord and args.required == "x"
     assert not (features / "experiments").exists()
 
 
-def test_dirty_tree_is_a_one_line_error(features: Path) -> None:
+def test_dirty_tree_is_a_one_line_error(
+    features: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     (features / "README").write_text("changed\n")
-    proc = run_python(["feat.py", "d", "--required", "x"], features)
-    assert proc.returncode == 1
-    assert proc.stderr.strip().count("\n") == 0
-    assert "README" in proc.stderr and "--allow-dirty" in proc.stderr
-    proc = run_python(["feat.py", "d", "--required", "x", "--allow-dirty"], features, check=True)
+    with pytest.raises(SystemExit) as exited:
+        record_here(monkeypatch, ["d", "--required", "x"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 1
+    assert err.strip().count("\n") == 0
+    assert "README" in err and "--allow-dirty" in err
+    record_here(monkeypatch, ["d", "--required", "x", "--allow-dirty"])
     _, meta = recorded(features)
     assert meta["git"]["dirty"] is True
 
 
-def test_resume_with_experiment_id(features: Path) -> None:
-    base = ["feat.py", "d", "--required", "x", "--experiment-id", "run-a"]
-    proc = run_python(base, features, check=True)
-    assert "meticulous-hydra: recording to experiments/run-a\n" in proc.stderr
-    proc = run_python(base, features, check=True)
-    assert "meticulous-hydra: resuming experiments/run-a, which had ended SUCCESS" in proc.stderr
+def test_resume_with_experiment_id(
+    features: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["d", "--required", "x", "--experiment-id", "run-a"]
+    record_here(monkeypatch, base)
+    assert "meticulous-hydra: recording to experiments/run-a\n" in capsys.readouterr().err
+    record_here(monkeypatch, base)
+    err = capsys.readouterr().err
+    assert "meticulous-hydra: resuming experiments/run-a, which had ended SUCCESS" in err
     meta = metadata_of(features / "experiments" / "run-a")
     assert meta["restarts"] == 1
-    proc = run_python([*base, "--lr", "0.9"], features)
-    assert proc.returncode == 1 and "config differs in lr (recorded 0.1, now 0.9)" in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0
-    proc = run_python(["feat.py", "d", "--required", "x", "--experiment-id", "../escape"], features)
-    assert proc.returncode == 1 and "invalid experiment id" in proc.stderr
+    with pytest.raises(SystemExit) as exited:
+        record_here(monkeypatch, [*base, "--lr", "0.9"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "config differs in lr (recorded 0.1, now 0.9)" in err
+    assert err.strip().count("\n") == 0
+    with pytest.raises(SystemExit) as exited:
+        record_here(monkeypatch, ["d", "--required", "x", "--experiment-id", "../escape"])
+    assert exited.value.code == 1 and "invalid experiment id" in capsys.readouterr().err
     assert not (features / "escape").exists()
 
 
-def test_launch_command_and_the_recording_line(features: Path, tmp_path: Path) -> None:
+def test_launch_command_and_the_recording_line(
+    features: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     script = str(features / "feat.py")
     root = str(features / "experiments")
-    argv = [script, "d", "--required", "x", "--experiments-dir", root]
-    proc = run_python(argv, elsewhere, check=True)
+    argv = ["d", "--required", "x", "--experiments-dir", root]
+    record_here(monkeypatch, argv, script=script)
     # outside the launch directory: the absolute path
-    assert f"meticulous-hydra: recording to {root}/1\n" in proc.stderr
+    assert f"meticulous-hydra: recording to {root}/1\n" in capsys.readouterr().err
     _, meta = recorded(features)
-    assert meta["launch"] == {"argv": argv, "cwd": str(elsewhere)}
+    assert meta["launch"] == {"argv": [script, *argv], "cwd": str(elsewhere)}
 
 
 def test_a_loop_of_experiments_in_one_script(repo: Path) -> None:

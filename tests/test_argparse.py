@@ -47,7 +47,7 @@ s1.add_argument("--epochs", type=int, default=3)
 s2 = sub.add_parser("eval")
 s2.add_argument("--split", default="val")
 """
-FEATURES = PARSER + """
+FEATURES = f"""{PARSER}
 args, exp = record(p)
 print("NAMESPACE", sorted(vars(args)))
 """

@@ -116,24 +116,29 @@ def test_files_of_a_run(script: Path) -> None:
     assert git(script.parent, "status", "--porcelain") == ""
 
 
-def test_dirty_tree_is_refused_before_any_folder(script: Path) -> None:
+def test_dirty_tree_is_refused_before_any_folder(
+    script: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meticulous_hydra import DirtyRepoError, Experiment
+
+    monkeypatch.chdir(script.parent)
     (script.parent / "README").write_text("changed\n")
-    proc = run_python([str(script), "ok"], script.parent)
-    assert proc.returncode == 1
-    assert "uncommitted changes" in proc.stderr and "README" in proc.stderr
-    assert "allow_dirty" in proc.stderr
+    with pytest.raises(DirtyRepoError) as refused:
+        Experiment({}, code_dir=script.parent, capture_output=False)
+    message = str(refused.value)
+    assert "uncommitted changes" in message and "README" in message
+    assert "allow_dirty" in message
     assert not (script.parent / "experiments" / "1").exists()
 
 
-def test_allow_dirty_saves_diff_and_untracked(repo: Path) -> None:
-    write_script(
-        repo,
-        "run.py",
-        "from meticulous_hydra import Experiment\nExperiment({}, allow_dirty=True)\n",
-    )
+def test_allow_dirty_saves_diff_and_untracked(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meticulous_hydra import Experiment
+
+    write_script(repo, "run.py", "# an untracked script\n")
     (repo / "README").write_text("changed line\n")
     (repo / "notes.txt").write_text("untracked\n")
-    run_python(["run.py"], repo, check=True)
+    monkeypatch.chdir(repo)
+    Experiment({}, allow_dirty=True, code_dir=repo, capture_output=False).finish()
     folder = repo / "experiments" / "1"
     meta = metadata_of(folder)
     assert meta["git"]["dirty"] is True
@@ -347,60 +352,50 @@ def test_experiments_one_after_another_in_one_process(tmp_path: Path) -> None:
     assert "after the loop" in proc.stdout and "logging after the loop" in proc.stderr
 
 
-def test_resume_by_id(repo: Path) -> None:
-    write_script(
-        repo,
-        "run.py",
-        """
-        import sys
-        from meticulous_hydra import Experiment
-        e = Experiment({"lr": float(sys.argv[1])}, experiment_id="baseline")
-        print("run with", sys.argv[1])
-        e.summary({"epoch": int(sys.argv[2])})
-        """,
-        commit=True,
-    )
-    run_python(["run.py", "0.1", "1"], repo, check=True)
+def test_resume_by_id(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # in-process: a run per call, as a script started again would make it
+    from meticulous_hydra import Experiment, ResumeMismatchError
+
+    monkeypatch.chdir(repo)
+
+    def run(lr: float, epoch: int) -> None:
+        with Experiment({"lr": lr}, experiment_id="baseline", code_dir=repo) as e:
+            print("run with", lr)
+            e.summary({"epoch": epoch})
+
+    run(0.1, 1)
     folder = repo / "experiments" / "baseline"
     first = metadata_of(folder)
-    run_python(["run.py", "0.1", "2"], repo, check=True)
+    run(0.1, 2)
     meta = metadata_of(folder)
     assert meta["restarts"] == 1 and meta["start_time"] == first["start_time"]
     assert json.loads((folder / "summary.json").read_text()) == {"epoch": 2}
     out = (folder / "stdout").read_text()
     assert out.index("run with 0.1") < out.index("restart 1") < out.rindex("run with 0.1")
-    proc = run_python(["run.py", "0.5", "3"], repo)
-    assert proc.returncode == 1 and "config differs in lr" in proc.stderr
+    with pytest.raises(ResumeMismatchError, match="config differs in lr"):
+        run(0.5, 3)
     # a new commit makes the old id unresumable too
     (repo / "README").write_text("v2\n")
     git(repo, "commit", "-qam", "v2")
-    proc = run_python(["run.py", "0.1", "3"], repo)
-    assert proc.returncode == 1 and "was recorded at commit" in proc.stderr
+    with pytest.raises(ResumeMismatchError, match="was recorded at commit"):
+        run(0.1, 3)
     assert json.loads((folder / "summary.json").read_text()) == {"epoch": 2}
     # the next automatic number is unaffected by the custom id
-    write_script(
-        repo,
-        "auto.py",
-        "from meticulous_hydra import Experiment\nprint(Experiment({}).id)\n",
-        commit=True,
-    )
-    assert run_python(["auto.py"], repo, check=True).stdout.strip() == "1"
+    auto = Experiment({}, code_dir=repo, capture_output=False)
+    auto.finish()
+    assert auto.id == "1"
 
 
-def test_norecord_creates_nothing(tmp_path: Path) -> None:
-    write_script(
-        tmp_path,
-        "run.py",
-        """
-        from meticulous_hydra import Experiment
-        e = Experiment({"a": 1}, norecord=True)
-        e.summary({"x": 1}); e.log({"y": 2})
-        with e.open("out/model.txt", "w") as f:
-            f.write("weights")
-        e.finish()
-        """,
-    )
-    run_python(["run.py"], tmp_path, check=True)
+def test_norecord_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meticulous_hydra import Experiment
+
+    monkeypatch.chdir(tmp_path)
+    e = Experiment({"a": 1}, norecord=True)
+    e.summary({"x": 1})
+    e.log({"y": 2})
+    with e.open("out/model.txt", "w") as f:
+        f.write("weights")
+    e.finish()
     assert not (tmp_path / "experiments").exists()
     assert (tmp_path / "out" / "model.txt").read_text() == "weights"
 
@@ -427,26 +422,33 @@ def test_import_stays_light() -> None:
     assert proc.stdout.strip() == "[]"
 
 
-def test_nothing_recorded_when_the_root_cannot_be_created(tmp_path: Path) -> None:
+def test_nothing_recorded_when_the_root_cannot_be_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from meticulous_hydra import Experiment, RecordingError
+
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    write_script(
-        tmp_path,
-        "run.py",
-        "from meticulous_hydra import Experiment\nExperiment({}, root='file/experiments')\n",
-    )
-    proc = run_python(["run.py"], tmp_path)
-    assert proc.returncode == 1
-    assert "cannot create the experiments root" in proc.stderr and "file/experiments" in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RecordingError) as refused:
+        Experiment({}, root="file/experiments", code_dir=tmp_path, capture_output=False)
+    message = str(refused.value)
+    assert "cannot create the experiments root" in message and "file/experiments" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-def test_git_state_of_the_scripts_repo_not_the_cwd(tmp_path: Path) -> None:
-    code_repo = make_repo(
-        tmp_path / "code", {"run.py": "from meticulous_hydra import Experiment\nExperiment({})\n"}
-    )
+def test_git_state_of_the_scripts_repo_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # in-process, as `python code/run.py` started elsewhere: the script is sys.argv[0]
+    from meticulous_hydra import Experiment
+
+    code_repo = make_repo(tmp_path / "code", {"run.py": "# the script\n"})
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    run_python([str(code_repo / "run.py")], elsewhere, check=True)
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(sys, "argv", [str(code_repo / "run.py")])
+    Experiment({}, capture_output=False).finish()
     meta = metadata_of(elsewhere / "experiments" / "1")
     assert meta["git"]["toplevel"] == str(code_repo)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import git, make_repo, metadata_of, run_python, status_of
+from helpers import git, make_app_repo, make_repo, metadata_of, run_python, status_of
 
 ON = "hydra/callbacks=meticulous"
 
@@ -87,7 +87,15 @@ def test_multirun_basic_launcher(app_repo: Path) -> None:
     assert metas[0]["hydra"]["launcher"] == "basic"
 
 
-def test_multirun_joblib_launcher(app_repo: Path) -> None:
+# One joblib sweep of the example app (jobs 3 and 7 diverge), shared by the
+# tests below; xdist_group keeps them on one worker under `make test`.
+JOBLIB_SWEEP = pytest.mark.xdist_group("joblib_sweep")
+
+
+@pytest.fixture(scope="module")
+def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """The app repo and the exit code of its 8-job joblib sweep."""
+    app_repo = make_app_repo(tmp_path_factory.mktemp("joblib") / "app")
     proc = run_python(
         [
             "examples/train.py",
@@ -100,7 +108,13 @@ def test_multirun_joblib_launcher(app_repo: Path) -> None:
         ],
         app_repo,
     )
-    assert proc.returncode == 1
+    return app_repo, proc.returncode
+
+
+@JOBLIB_SWEEP
+def test_multirun_joblib_launcher(joblib_sweep: tuple[Path, int]) -> None:
+    app_repo, returncode = joblib_sweep
+    assert returncode == 1
     metas = check_sweep(app_repo / "experiments", 8, failing={3, 7})
     assert {m["hydra"]["launcher"] for m in metas} == {"joblib"}
     # a second sweep continues the numbering with a new sweep id
@@ -253,8 +267,24 @@ def test_exits_that_skip_hydras_end_hooks(
     assert got == status and detail in got_detail
 
 
-def test_exits_in_a_basic_sweep_end_every_job(edge_app: Path) -> None:
-    run_python(["app.py", "-m", ON, "mode=ok,exit5"], edge_app)
+# One basic sweep of the edge app, shared by the tests below: job 0 returns,
+# job 1 calls sys.exit(5); each records a checkpoint path under its sweep subdir.
+BASIC_SWEEP = pytest.mark.xdist_group("basic_sweep")
+
+
+@pytest.fixture(scope="module")
+def basic_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    edge_app = make_repo(
+        tmp_path_factory.mktemp("sweep") / "edge", {"app.py": APP, "config.yaml": CONFIG}
+    )
+    ckpt = "+ckpt=${hydra:sweep.dir}/${hydra:sweep.subdir}/ckpt"
+    run_python(["app.py", "-m", ON, ckpt, "mode=ok,exit5"], edge_app)
+    return edge_app
+
+
+@BASIC_SWEEP
+def test_exits_in_a_basic_sweep_end_every_job(basic_sweep: Path) -> None:
+    edge_app = basic_sweep
     assert status_of(edge_app / "experiments" / "1")[0] == "SUCCESS"
     assert status_of(edge_app / "experiments" / "2") == ("ERROR", "exit code 5\n")
 
@@ -436,12 +466,10 @@ def test_requeued_job_continues_in_its_folder(tmp_path: Path) -> None:
     assert job_dir(str(root), "sweep-2", 3) not in (first, other)
 
 
-def test_sweep_dir_and_subdir_name_the_jobs_folder(edge_app: Path) -> None:
-    run_python(
-        ["app.py", "-m", ON, "+ckpt=${hydra:sweep.dir}/${hydra:sweep.subdir}/ckpt", "size=1,2"],
-        edge_app,
-        check=True,
-    )
+@BASIC_SWEEP
+def test_sweep_dir_and_subdir_name_the_jobs_folder(basic_sweep: Path) -> None:
+    edge_app = basic_sweep
+    assert len(folders(edge_app / "experiments")) == 2
     for folder in folders(edge_app / "experiments"):
         ckpt = yaml.safe_load((folder / "config.yaml").read_text())["ckpt"]
         assert os.path.normpath(os.path.join(edge_app, ckpt)) == str(folder / "ckpt")
@@ -486,11 +514,18 @@ def test_launch_command_and_directory_are_recorded_for_every_job(tmp_path: Path)
     assert {m["launch"]["cwd"] for m in metas} == {str(elsewhere)}
 
 
-def test_failed_job_traceback_is_in_stderr_with_the_apps_file(app_repo: Path) -> None:
-    run_python(
-        ["examples/train.py", "-m", ON, "hydra/launcher=joblib", "optimizer.lr=2.0"], app_repo
-    )
-    folder = app_repo / "experiments" / "1"
+@JOBLIB_SWEEP
+@pytest.mark.parametrize("job", [3, 7])
+def test_failed_job_traceback_is_in_stderr_with_the_apps_file(
+    joblib_sweep: tuple[Path, int], job: int
+) -> None:
+    app_repo, _ = joblib_sweep
+    root = app_repo / "experiments"
+    sweep_id = metadata_of(root / "1")["sweep"]["id"]  # the shared sweep's, not a later one's
+    sweeps = {f: metadata_of(f)["sweep"] for f in folders(root)}
+    (folder,) = [  # jobs 3 and 7 have optimizer.lr=2.0
+        f for f, sweep in sweeps.items() if (sweep["id"], sweep["job_num"]) == (sweep_id, job)
+    ]
     assert status_of(folder)[0] == "ERROR"
     stderr = (folder / "stderr").read_text()
     assert "FloatingPointError: loss diverged" in stderr

@@ -17,8 +17,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py --root $(DEMO_ROOT)
 
+# pytest-xdist: one worker per core. Tests are independent (tmp_path); a run
+# that several tests read is made once per session (tests/helpers.py: shared_once).
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n auto
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

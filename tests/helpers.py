@@ -8,6 +8,7 @@ folder on ``sys.path``); the fixtures built on them are in conftest.py.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +135,20 @@ def watchdog(proc: subprocess.Popen, seconds: float = 120):
         yield proc
     finally:
         timer.cancel()
+
+
+def shared_once(tmp_path_factory: Any, name: str, make: Callable[[Path], Any]) -> tuple[Path, Any]:
+    """``make(folder)`` run once per test session, even under pytest-xdist,
+    whose workers share the parent of their temp dirs: the first worker to
+    take the lock runs it, the others wait and reuse the folder and the
+    JSON-able value it returned. Tests treat the folder as read-only."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # .../pytest-N/popen-gwK -> .../pytest-N, one per session
+    folder, done = base / f"shared-{name}", base / f"shared-{name}.json"
+    with open(base / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            folder.mkdir()
+            done.write_text(json.dumps(make(folder)))
+    return folder, json.loads(done.read_text())

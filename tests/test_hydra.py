@@ -6,11 +6,20 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import git, make_app_repo, make_repo, metadata_of, run_python, status_of
+from helpers import (
+    git,
+    make_app_repo,
+    make_repo,
+    metadata_of,
+    run_python,
+    shared_once,
+    status_of,
+)
 
 ON = "hydra/callbacks=meticulous"
 
@@ -87,15 +96,8 @@ def test_multirun_basic_launcher(app_repo: Path) -> None:
     assert metas[0]["hydra"]["launcher"] == "basic"
 
 
-# One joblib sweep of the example app (jobs 3 and 7 diverge), shared by the
-# tests below; xdist_group keeps them on one worker under `make test`.
-JOBLIB_SWEEP = pytest.mark.xdist_group("joblib_sweep")
-
-
-@pytest.fixture(scope="module")
-def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    """The app repo and the exit code of its 8-job joblib sweep."""
-    app_repo = make_app_repo(tmp_path_factory.mktemp("joblib") / "app")
+def joblib_run(folder: Path) -> int:
+    app_repo = make_app_repo(folder / "app")
     proc = run_python(
         [
             "examples/train.py",
@@ -108,16 +110,26 @@ def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
         ],
         app_repo,
     )
-    return app_repo, proc.returncode
+    return proc.returncode
 
 
-@JOBLIB_SWEEP
-def test_multirun_joblib_launcher(joblib_sweep: tuple[Path, int]) -> None:
-    app_repo, returncode = joblib_sweep
+@pytest.fixture(scope="session")
+def joblib_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """One 8-job joblib sweep of the example app (jobs 3 and 7 diverge), run
+    once for the tests that read it: its app repo, read-only, and exit code."""
+    folder, returncode = shared_once(tmp_path_factory, "joblib-sweep", joblib_run)
+    return folder / "app", returncode
+
+
+def test_multirun_joblib_launcher(joblib_sweep: tuple[Path, int], tmp_path: Path) -> None:
+    shared, returncode = joblib_sweep
     assert returncode == 1
-    metas = check_sweep(app_repo / "experiments", 8, failing={3, 7})
+    metas = check_sweep(shared / "experiments", 8, failing={3, 7})
     assert {m["hydra"]["launcher"] for m in metas} == {"joblib"}
-    # a second sweep continues the numbering with a new sweep id
+    # a second sweep continues the numbering with a new sweep id (on a copy:
+    # the shared sweep stays as it was for the other tests)
+    app_repo = tmp_path / "app"
+    shutil.copytree(shared, app_repo, symlinks=True)
     run_python(
         ["examples/train.py", "-m", ON, "hydra/launcher=joblib", "seed=1,2"], app_repo, check=True
     )
@@ -267,22 +279,21 @@ def test_exits_that_skip_hydras_end_hooks(
     assert got == status and detail in got_detail
 
 
-# One basic sweep of the edge app, shared by the tests below: job 0 returns,
-# job 1 calls sys.exit(5); each records a checkpoint path under its sweep subdir.
-BASIC_SWEEP = pytest.mark.xdist_group("basic_sweep")
-
-
-@pytest.fixture(scope="module")
-def basic_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    edge_app = make_repo(
-        tmp_path_factory.mktemp("sweep") / "edge", {"app.py": APP, "config.yaml": CONFIG}
-    )
+def basic_run(folder: Path) -> None:
+    edge_app = make_repo(folder / "edge", {"app.py": APP, "config.yaml": CONFIG})
     ckpt = "+ckpt=${hydra:sweep.dir}/${hydra:sweep.subdir}/ckpt"
     run_python(["app.py", "-m", ON, ckpt, "mode=ok,exit5"], edge_app)
-    return edge_app
 
 
-@BASIC_SWEEP
+@pytest.fixture(scope="session")
+def basic_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One basic sweep of the edge app, run once for the tests that read it
+    (read-only): job 0 returns, job 1 calls sys.exit(5); each records a
+    checkpoint path under its sweep subdir."""
+    folder, _ = shared_once(tmp_path_factory, "basic-sweep", basic_run)
+    return folder / "edge"
+
+
 def test_exits_in_a_basic_sweep_end_every_job(basic_sweep: Path) -> None:
     edge_app = basic_sweep
     assert status_of(edge_app / "experiments" / "1")[0] == "SUCCESS"
@@ -466,7 +477,6 @@ def test_requeued_job_continues_in_its_folder(tmp_path: Path) -> None:
     assert job_dir(str(root), "sweep-2", 3) not in (first, other)
 
 
-@BASIC_SWEEP
 def test_sweep_dir_and_subdir_name_the_jobs_folder(basic_sweep: Path) -> None:
     edge_app = basic_sweep
     assert len(folders(edge_app / "experiments")) == 2
@@ -514,7 +524,6 @@ def test_launch_command_and_directory_are_recorded_for_every_job(tmp_path: Path)
     assert {m["launch"]["cwd"] for m in metas} == {str(elsewhere)}
 
 
-@JOBLIB_SWEEP
 @pytest.mark.parametrize("job", [3, 7])
 def test_failed_job_traceback_is_in_stderr_with_the_apps_file(
     joblib_sweep: tuple[Path, int], job: int

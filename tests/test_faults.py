@@ -42,14 +42,24 @@ def test_64_argparse_processes_on_one_root(repo: Path) -> None:
         """,
         commit=True,
     )
+    # print() without flush: the id reaches the pipe only as the run ends,
+    # which once lost it under load (the capture returned before writing it)
     procs = [
         subprocess.Popen(
-            [sys.executable, "run.py", "--i", str(i)], cwd=repo, stdout=subprocess.PIPE, text=True
+            [sys.executable, "run.py", "--i", str(i)],
+            cwd=repo,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(64)
     ]
-    ids = [p.communicate(timeout=240)[0].strip() for p in procs]
-    assert all(p.returncode == 0 for p in procs)
+    outputs = [p.communicate(timeout=240) for p in procs]
+    assert [(p.returncode, err) for p, (_, err) in zip(procs, outputs, strict=True)] == [
+        (0, "")
+    ] * 64
+    ids = [out.strip() for out, _ in outputs]
+    assert all(ids), "a run's id never reached its stdout pipe"
     root = repo / "experiments"
     assert sorted(int(i) for i in ids) == list(range(1, 65))  # unique, and no gaps
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == sorted(ids)

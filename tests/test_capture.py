@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from conftest import run_python, status_of, watchdog, write_script
 
 from meticulous_hydra.capture import FdTee
@@ -24,11 +25,16 @@ def _pending(fd: int) -> int:
     return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
-def test_stop_returns_only_once_a_slow_reader_can_have_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("blocking", [True, False])
+def test_stop_returns_only_once_a_slow_reader_can_have_everything(
+    tmp_path: Path, blocking: bool
+) -> None:
     # The "terminal" is a pipe that this test reads slowly, in small pieces;
     # stop() runs in another thread. When stop() has returned, every byte must
-    # already be in the pipe or read: a process exits right after it.
+    # already be in the pipe or read: a process exits right after it. Another
+    # program sharing the terminal may have made it non-blocking.
     read_end, terminal = os.pipe()
+    os.set_blocking(terminal, blocking)
     # The pump reads the pipe in 64 KiB chunks: the last 60 KiB then come
     # with the drain marker, while the terminal is full.
     payload = bytes(range(256)) * (4096 * 2 + 240)
@@ -37,7 +43,7 @@ def test_stop_returns_only_once_a_slow_reader_can_have_everything(tmp_path: Path
 
     def run() -> None:
         view = memoryview(payload)
-        while view:
+        while view:  # into the pump's pipe
             view = view[os.write(terminal, view) :]
         tee.stop()
 

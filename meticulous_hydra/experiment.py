@@ -13,7 +13,7 @@ from typing import IO, Any
 from . import layout
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
-from .gitstate import GitState, read_git_state
+from .gitstate import GitState, entry_code_dir, read_git_state
 from .hooks import HOOKS
 from .layout import RecordingError
 from .redact import DEFAULT_PATTERNS, Redactor
@@ -131,7 +131,7 @@ class Experiment:
         redactor = Redactor(redact)
         redacted: list[str] = []
         self.config = redactor.tree(_plain_config(config), found=redacted)
-        code_path = Path(code_dir) if code_dir is not None else _script_dir()
+        code_path = Path(code_dir) if code_dir is not None else entry_code_dir()
         if git_state is _NOT_GIVEN:
             git_state = read_git_state(
                 code_path, allow_dirty=allow_dirty, flag_hint=allow_dirty_hint
@@ -251,6 +251,8 @@ class Experiment:
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         if self.git is not None and self.git.diff:
             layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
+        if self.git is not None:
+            self.git.save_untracked_code(self.dir)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
 
@@ -396,16 +398,6 @@ class Experiment:
 
 def _opener(path: str, flags: int) -> int:
     return os.open(path, flags, layout.FILE_MODE)
-
-
-def _script_dir() -> Path:
-    """Where the running program's code lives: the script's folder, else the cwd."""
-    import sys
-
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script is not None and script.is_file():
-        return script.resolve().parent
-    return Path.cwd()
 
 
 def _copy_tree(value: Any) -> Any:

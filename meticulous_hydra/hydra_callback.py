@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import layout
 from .environment import global_rank
 from .experiment import Experiment
-from .gitstate import read_git_state
+from .gitstate import entry_code_dir, read_git_state
 from .layout import RecordingError
 from .redact import DEFAULT_PATTERNS, Redactor
 
@@ -134,7 +134,7 @@ class MeticulousCallback(Callback):
     def _read_git(self, config: DictConfig) -> None:
         try:
             self._git = read_git_state(
-                Path(config.hydra.runtime.cwd),
+                entry_code_dir(),  # where the app's code is, not the launch directory
                 allow_dirty=self.allow_dirty,
                 flag_hint=f"{_FLAG}.allow_dirty=true",
             )

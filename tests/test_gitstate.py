@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import make_repo, run_python, status_of, write_script
+from conftest import git, make_repo, run_python, status_of, write_script
 
 from meticulous_hydra.gitstate import UNTRACKED_CAP
 
@@ -129,3 +129,24 @@ def test_an_untracked_hydra_app_is_refused_before_the_task(tmp_path: Path) -> No
     folder = app / "experiments" / "1"
     assert meta(folder)["git"]["untracked_saved"] == ["app.py"]
     assert (folder / "untracked" / "app.py").read_text() == (app / "app.py").read_text()
+
+
+# -- git read where the code is (issue 12 #4) -----------------------------------
+
+
+def test_hydra_reads_git_where_the_app_is_not_the_launch_directory(tmp_path: Path) -> None:
+    app = make_repo(tmp_path / "proj", {"train.py": HYDRA_APP, ".gitignore": "outputs/\n"})
+    sha = git(app, "rev-parse", "HEAD").strip()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # another repository with an unrelated modified file
+    other = make_repo(tmp_path / "other", {"notes.txt": "v1\n"})
+    (other / "notes.txt").write_text("v2\n")
+    for launch_dir in (outside, other):
+        run_python([str(app / "train.py"), ON], launch_dir, check=True)
+        git_meta = meta(launch_dir / "experiments" / "1")["git"]
+        assert git_meta["sha"] == sha and git_meta["toplevel"] == str(app)
+        assert git_meta["dirty"] is False
+    for args in (["-m", ON, "+x=1,2"],):  # a sweep too
+        run_python([str(app / "train.py"), *args], other, check=True)
+        assert {meta(other / "experiments" / n)["git"]["sha"] for n in ("2", "3")} == {sha}

@@ -27,8 +27,8 @@ _warned_no_repo = False
 # Untracked code that ran is saved in the run folder up to this many bytes in all.
 UNTRACKED_CAP = 2 * 2**20
 # Installed packages and the standard library are not the program's code.
-_LIBRARY_PARTS = ("site-packages", "dist-packages")
-_STDLIB = os.path.dirname(os.__file__)
+_LIBRARY_DIRS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+_STDLIB = os.path.dirname(os.__file__) + os.sep
 
 
 class DirtyRepoError(RecordingError):
@@ -78,8 +78,8 @@ class GitState:
 
 
 def _library(path: str) -> bool:
-    parts = path.split(os.sep)
-    return path.startswith(_STDLIB + os.sep) or any(p in parts for p in _LIBRARY_PARTS)
+    # string tests only: this runs for each of the thousands of modules loaded
+    return path.startswith(_STDLIB) or any(d in path for d in _LIBRARY_DIRS)
 
 
 def entry_script() -> Path | None:
@@ -112,10 +112,8 @@ def _code_files() -> set[str]:
         files.add(str(script))
     for module in list(sys.modules.values()):
         name = getattr(module, "__file__", None)
-        if isinstance(name, str) and name:
-            path = os.path.abspath(name)
-            if not _library(path):
-                files.add(path)
+        if isinstance(name, str) and name and not _library(name):
+            files.add(os.path.abspath(name))
     return files
 
 

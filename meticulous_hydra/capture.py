@@ -191,10 +191,12 @@ class FdTee:
         except OSError:
             pass
         finally:
-            self._drained.set()
+            # closed first: the pipe of an enclosing run, held here as the
+            # terminal, must have no writer left once stop() has returned
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
+            self._drained.set()
 
     def _split_marker(self, data: bytes) -> tuple[bytes, bytes, bool]:
         """Remove the drain marker from ``data``, saying whether it was there;

@@ -84,14 +84,16 @@ def _library(path: str) -> bool:
 
 def entry_script() -> Path | None:
     """The script the program was started with (``python x.py``, ``python -m
-    pkg.x``), unless it is a launcher from an installed package (pytest,
-    ipykernel) or there is none (``python -c``, a REPL)."""
+    pkg.x``), unless it is an installed launcher (pytest, ipykernel) or there
+    is none (``python -c``, a REPL)."""
     main = sys.modules.get("__main__")
     name = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")
     if not isinstance(name, str) or not name:
         return None
     path = os.path.abspath(name)
-    if _library(path) or not os.path.isfile(path):
+    # <env>/bin/pytest, jupyter, ...: an installed command, not the program's code
+    launcher = os.path.dirname(path) == os.path.dirname(os.path.abspath(sys.executable))
+    if launcher or _library(path) or not os.path.isfile(path):
         return None
     return Path(path)
 

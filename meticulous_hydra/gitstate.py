@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import layout
-from .layout import RecordingError
+from .exceptions import DirtyRepoError  # older code imports it from here
 
 log = logging.getLogger("meticulous_hydra")
 _warned_no_repo = False
@@ -29,10 +29,6 @@ UNTRACKED_CAP = 2 * 2**20
 # Installed packages and the standard library are not the program's code.
 _LIBRARY_DIRS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 _STDLIB = os.path.dirname(os.__file__) + os.sep
-
-
-class DirtyRepoError(RecordingError):
-    """Tracked files have uncommitted changes and ``allow_dirty`` is off."""
 
 
 @dataclass

@@ -141,14 +141,17 @@ def _read_untracked_code(toplevel: str, paths: list[str]) -> tuple[dict[str, byt
     skipped: list[dict[str, Any]] = []
     total = 0
     for rel in paths:
+        path = Path(toplevel, rel)
+        size = None
         try:
-            content = Path(toplevel, rel).read_bytes()
+            size = path.stat().st_size
+            if total + size > UNTRACKED_CAP:  # never read whole what won't be kept
+                reason = f"over the cap of {UNTRACKED_CAP} bytes for untracked code"
+                skipped.append({"path": rel, "size": size, "reason": reason})
+                continue
+            content = path.read_bytes()
         except OSError as e:
-            skipped.append({"path": rel, "size": None, "reason": f"unreadable: {e.strerror or e}"})
-            continue
-        if total + len(content) > UNTRACKED_CAP:
-            reason = f"over the cap of {UNTRACKED_CAP} bytes for untracked code"
-            skipped.append({"path": rel, "size": len(content), "reason": reason})
+            skipped.append({"path": rel, "size": size, "reason": f"unreadable: {e.strerror or e}"})
             continue
         total += len(content)
         saved[rel] = content

@@ -3,7 +3,9 @@
 Pointing the fd at a pipe, rather than swapping ``sys.stdout``, catches what
 subprocesses, C extensions and ``os.write`` print too. A pump thread copies
 the pipe to the file and to the original terminal in bounded chunks, so a run
-printing gigabytes needs no more memory than one chunk.
+printing gigabytes needs no more memory than one chunk. A run ends only once
+the pump has written all of it where it belongs, however slow the reader;
+child processes still holding the pipe then are left to a relay process.
 """
 
 from __future__ import annotations
@@ -223,7 +225,10 @@ class FdTee:
         os.dup2(saved, self.fd)  # drops the pipe held at fd
         write_end, self._write_end = self._write_end, None
         try:
-            os.write(write_end, self._marker)  # shorter than PIPE_BUF: written whole
+            # shorter than PIPE_BUF: written whole; a pump that died has set
+            # _drained already
+            with contextlib.suppress(OSError):
+                os.write(write_end, self._marker)
         finally:
             os.close(write_end)
             self._released.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import select
 import struct
@@ -78,24 +79,29 @@ sys.stdout.write("end\\n")  # still in Python's buffer when the run ends
 """
 
 
-def _slow_read(fd: int, total: int) -> bytes:
+def _expected(i: int) -> bytes:
+    return ((str(i) * 99)[:99] + "\n").encode() * 50_450 + b"end\n"
+
+
+def _slow_read(fd: int, total: int) -> tuple[int, str]:
     """Read a pipe like `(sleep 0.3; wc -c)` on a busy machine: the last
-    192 KiB at 1 KiB in 2 ms, slower than a process takes to exit."""
-    chunks = []
+    192 KiB at 1 KiB in 2 ms, slower than a process takes to exit. Returns
+    the length and digest of what was read."""
+    digest = hashlib.sha256()
     got = 0
     while chunk := os.read(fd, 1 << 16 if total - got > 3 << 16 else 1024):
-        chunks.append(chunk)
+        digest.update(chunk)
         got += len(chunk)
         if total - got <= 3 << 16:
             time.sleep(0.002)  # the slow consumer, not a synchronisation
-    return b"".join(chunks)
+    return got, digest.hexdigest()
 
 
 def test_all_output_reaches_slow_pipes_of_parallel_runs(repo: Path) -> None:
     # `python big.py | (sleep 0.3; wc -c)` lost the last chunk in 2 of 15
     # runs: four runs at once, each stdout a pipe read slowly at the end.
     write_script(repo, "big.py", BIG_OUTPUT, commit=True)
-    expected = [((str(i) * 99)[:99] + "\n").encode() * 50_450 + b"end\n" for i in range(4)]
+    expected = [(len(_expected(i)), hashlib.sha256(_expected(i)).hexdigest()) for i in range(4)]
     procs = [
         subprocess.Popen(
             [sys.executable, "big.py", "--i", str(i)],
@@ -105,10 +111,10 @@ def test_all_output_reaches_slow_pipes_of_parallel_runs(repo: Path) -> None:
         )
         for i in range(4)
     ]
-    outputs: list[bytes] = [b""] * 4
+    outputs: list[tuple[int, str]] = [(0, "")] * 4
 
     def read(i: int) -> None:
-        outputs[i] = _slow_read(procs[i].stdout.fileno(), len(expected[i]))  # type: ignore[union-attr]
+        outputs[i] = _slow_read(procs[i].stdout.fileno(), expected[i][0])  # type: ignore[union-attr]
 
     readers = [threading.Thread(target=read, args=(i,)) for i in range(4)]
     with contextlib.ExitStack() as stack:
@@ -119,10 +125,10 @@ def test_all_output_reaches_slow_pipes_of_parallel_runs(repo: Path) -> None:
             reader.join()
             assert proc.wait() == 0
             proc.stdout.close()  # type: ignore[union-attr]
-    assert [len(out) for out in outputs] == [len(want) for want in expected]
-    assert all(out == want for out, want in zip(outputs, expected, strict=True))
-    files = sorted((repo / "experiments").glob("[0-9]*/stdout"))
-    assert sorted(f.read_bytes() for f in files) == expected
+    assert outputs == expected  # (length, sha256) of each run's output
+    files = (repo / "experiments").glob("[0-9]*/stdout")
+    recorded = sorted((f.stat().st_size, hashlib.sha256(f.read_bytes()).hexdigest()) for f in files)
+    assert recorded == sorted(expected)
 
 
 def test_a_child_that_outlives_the_process_still_reaches_the_pipe(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_python, status_of, watchdog, write_script
+from helpers import run_python, status_of, watchdog, write_script
 
 from meticulous_hydra.capture import FdTee
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from conftest import git, make_repo, run_python, status_of, write_script
+from helpers import git, make_repo, metadata_of, run_python, status_of, write_script
 
 from meticulous_hydra.gitstate import UNTRACKED_CAP
 
 ON = "hydra/callbacks=meticulous"
 RECORD = "from meticulous_hydra import Experiment\nexp = Experiment({})\n"
-
-
-def meta(folder: Path) -> dict:
-    return json.loads((folder / "metadata.json").read_text())
 
 
 # -- untracked code that ran (issue 12 #5) --------------------------------------
@@ -48,7 +43,7 @@ def test_untracked_data_is_listed_not_refused(repo: Path) -> None:
     (repo / "outputs" / "old.txt").write_text("x\n")
     (repo / "unused.py").write_text("never imported\n")
     run_python(["run.py"], repo, check=True)
-    m = meta(repo / "experiments" / "1")
+    m = metadata_of(repo / "experiments" / "1")
     assert m["git"]["dirty"] is False
     assert sorted(m["git"]["untracked"]) == ["data.csv", "outputs/", "unused.py"]
     assert m["git"]["untracked_saved"] == [] and m["git"]["untracked_skipped"] == []
@@ -71,7 +66,7 @@ def test_allow_dirty_saves_the_untracked_code_up_to_the_cap(repo: Path) -> None:
     (repo / "data.csv").write_text("a,b\n")
     run_python(["new_script.py"], repo, check=True)
     folder = repo / "experiments" / "1"
-    git_meta = meta(folder)["git"]
+    git_meta = metadata_of(folder)["git"]
     assert git_meta["dirty"] is True and git_meta["modified"] == []
     assert git_meta["untracked_saved"] == ["lib/__init__.py", "lib/helper.py", "new_script.py"]
     [skipped] = git_meta["untracked_skipped"]
@@ -101,7 +96,7 @@ def test_ignored_and_installed_modules_are_not_the_programs_code(repo: Path) -> 
         commit=True,
     )
     run_python(["run.py"], repo, check=True)
-    assert meta(repo / "experiments" / "1")["git"]["dirty"] is False
+    assert metadata_of(repo / "experiments" / "1")["git"]["dirty"] is False
 
 
 HYDRA_APP = """
@@ -127,7 +122,7 @@ def test_an_untracked_hydra_app_is_refused_before_the_task(tmp_path: Path) -> No
         assert "task ran" not in proc.stdout
     run_python(["app.py", ON, "hydra.callbacks.meticulous.allow_dirty=true"], app, check=True)
     folder = app / "experiments" / "1"
-    assert meta(folder)["git"]["untracked_saved"] == ["app.py"]
+    assert metadata_of(folder)["git"]["untracked_saved"] == ["app.py"]
     assert (folder / "untracked" / "app.py").read_text() == (app / "app.py").read_text()
 
 
@@ -144,9 +139,9 @@ def test_hydra_reads_git_where_the_app_is_not_the_launch_directory(tmp_path: Pat
     (other / "notes.txt").write_text("v2\n")
     for launch_dir in (outside, other):
         run_python([str(app / "train.py"), ON], launch_dir, check=True)
-        git_meta = meta(launch_dir / "experiments" / "1")["git"]
+        git_meta = metadata_of(launch_dir / "experiments" / "1")["git"]
         assert git_meta["sha"] == sha and git_meta["toplevel"] == str(app)
         assert git_meta["dirty"] is False
     for args in (["-m", ON, "+x=1,2"],):  # a sweep too
         run_python([str(app / "train.py"), *args], other, check=True)
-        assert {meta(other / "experiments" / n)["git"]["sha"] for n in ("2", "3")} == {sha}
+        assert {metadata_of(other / "experiments" / n)["git"]["sha"] for n in ("2", "3")} == {sha}

@@ -26,19 +26,24 @@ def _pending(fd: int) -> int:
     return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
-@pytest.mark.parametrize("blocking", [True, False])
+@pytest.mark.parametrize(
+    ("blocking", "ending"),
+    [(True, b""), (False, b""), (True, b"\0\0")],
+    ids=["blocking", "non-blocking", "ends-in-NUL"],
+)
 def test_stop_returns_only_once_a_slow_reader_can_have_everything(
-    tmp_path: Path, blocking: bool
+    tmp_path: Path, blocking: bool, ending: bytes
 ) -> None:
     # The "terminal" is a pipe that this test reads slowly, in small pieces;
     # stop() runs in another thread. When stop() has returned, every byte must
     # already be in the pipe or read: a process exits right after it. Another
-    # program sharing the terminal may have made it non-blocking.
+    # program sharing the terminal may have made it non-blocking. Output that
+    # ends in NUL bytes (the drain marker's first byte) is not held back.
     read_end, terminal = os.pipe()
     os.set_blocking(terminal, blocking)
     # The pump reads the pipe in 64 KiB chunks: the last 60 KiB then come
     # with the drain marker, while the terminal is full.
-    payload = bytes(range(256)) * (4096 * 2 + 240)
+    payload = bytes(range(256)) * (4096 * 2 + 240) + ending
     tee = FdTee(terminal, tmp_path / "out")
     tee.start()
 

@@ -145,3 +145,15 @@ def test_hydra_reads_git_where_the_app_is_not_the_launch_directory(tmp_path: Pat
     for args in (["-m", ON, "+x=1,2"],):  # a sweep too
         run_python([str(app / "train.py"), *args], other, check=True)
         assert {metadata_of(other / "experiments" / n)["git"]["sha"] for n in ("2", "3")} == {sha}
+
+
+def test_a_linked_script_is_read_in_the_repository_it_points_into(tmp_path: Path) -> None:
+    code = make_repo(tmp_path / "code", {"run.py": RECORD})
+    (code / "scratch.txt").write_text("untracked, not code\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "run.py").symlink_to(code / "run.py")
+    run_python([str(bin_dir / "run.py")], tmp_path, check=True)
+    git_meta = metadata_of(tmp_path / "experiments" / "1")["git"]
+    assert git_meta["toplevel"] == str(code) and git_meta["dirty"] is False
+    assert git_meta["untracked"] == ["scratch.txt"]

@@ -22,6 +22,7 @@ _EXPORTS = {
     "ExperimentReader": "reader",
     "Experiments": "reader",
     "load_experiments": "reader",
+    "load_metrics": "metrics",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .gitstate import DirtyRepoError
     from .hydra_callback import MeticulousCallback
     from .layout import InvalidIdError, RecordingError
+    from .metrics import load_metrics
     from .reader import ExperimentReader, Experiments, load_experiments
 
 

@@ -187,9 +187,7 @@ def frame_of(records: list[dict[str, Any]], run_id: str) -> pd.DataFrame:
     return long.frame(with_root=False)
 
 
-def _runs_of(
-    source: Any, include_archived: bool
-) -> tuple[list[tuple[str, str, str]], bool]:
+def _runs_of(source: Any, include_archived: bool) -> tuple[list[tuple[str, str, str]], bool]:
     """(root, id, folder) of every run ``source`` names, and whether several
     roots are involved."""
     from .reader import ExperimentReader, Experiments, experiment_names
@@ -220,10 +218,7 @@ def _runs_of(
 
 
 def load_metrics(
-    runs: str
-    | os.PathLike[str]
-    | Sequence[str | os.PathLike[str]]
-    | Iterable[Any] = "experiments",
+    runs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Iterable[Any] = "experiments",
     *,
     include_archived: bool = False,
 ) -> pd.DataFrame:
@@ -252,31 +247,33 @@ def last_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The last complete line of a metrics.jsonl, read from the end of the
     file: the cost does not grow with the file."""
     try:
-        f = open(path, "rb")
+        with open(path, "rb") as f:
+            return _last_line(f)
     except OSError:
         return None
-    with f:
-        end = f.seek(0, os.SEEK_END)
-        size = _TAIL_BYTES
-        while True:
-            start = max(0, end - size)
-            f.seek(start)
-            chunk = f.read(end - start)
-            lines = chunk.split(b"\n")
-            if start > 0:
-                lines = lines[1:]  # the first piece may be the end of a longer line
-            for line in reversed(lines):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except ValueError:
-                    continue  # a line still being written, or cut short
-                if type(value) is dict:
-                    return value
-            if start == 0 or size >= _TAIL_MAX:
-                return None
-            size *= 4
+
+
+def _last_line(f: Any) -> dict[str, Any] | None:
+    end = f.seek(0, os.SEEK_END)
+    size = _TAIL_BYTES
+    while True:
+        start = max(0, end - size)
+        f.seek(start)
+        lines = f.read(end - start).split(b"\n")
+        if start > 0:
+            lines = lines[1:]  # the first piece may be the end of a longer line
+        for line in reversed(lines):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue  # a line still being written, or cut short
+            if type(value) is dict:
+                return value
+        if start == 0 or size >= _TAIL_MAX:
+            return None
+        size *= 4
 
 
 # -- sparklines ------------------------------------------------------------------------

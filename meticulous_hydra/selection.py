@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--sweep", metavar="ID", help="the jobs of this sweep ('latest' for the newest)"
     )
-    group.add_argument("--status", nargs="+", metavar="S", help="only runs with these statuses")
+    group.add_argument(
+        "--status", metavar="S[,S]", help="only runs with these statuses, e.g. ERROR,DIED"
+    )
     group.add_argument(
         "--filter", metavar="EXPR", help='as in meticulous-summary: "optimizer.lr > 0.01"'
     )
@@ -138,7 +140,8 @@ def _filtered(root: Path, args: argparse.Namespace, include_archived: bool) -> l
         raise UsageError(str(e)) from None
     if frame.empty:
         return []
-    query = argparse.Namespace(sweep=args.sweep, status=args.status, filter=args.filter, last=None)
+    statuses = [s for s in (args.status or "").split(",") if s.strip()] or None
+    query = argparse.Namespace(sweep=args.sweep, status=statuses, filter=args.filter, last=None)
     return [str(i) for i in select_rows(frame, query).index]
 
 

@@ -103,10 +103,10 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
         out[f"choice.{group}"] = choice
     flatten(run.summary, "summary", out)
     out["status"] = run.status
-    out["duration"] = meta.get("duration")
-    out["start_time"] = meta.get("start_time")
+    duration = meta.get("duration")
+    out["duration"] = f"{duration:.1f}s" if isinstance(duration, (int, float)) else duration
     git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
-    out["git.sha"] = git.get("sha")
+    out["git.sha"] = git.get("sha") and git["sha"][:12]
     out["git.branch"] = git.get("branch")
     out["git.dirty"] = git.get("dirty")
     out["git.diff"] = _diffstat(run) or None
@@ -154,7 +154,7 @@ def rows(runs: Sequence[ExperimentReader], show_all: bool) -> list[tuple[str, li
     from .table import number
 
     all_facts = [facts(r) for r in runs]
-    keys = list(dict.fromkeys(k for f in all_facts for k in f))
+    keys = sorted(dict.fromkeys(k for f in all_facts for k in f), key=_section)
     code_differs = len({(f["git.sha"], f["git.diff"]) for f in all_facts}) > 1
     out = []
     for key in keys:
@@ -195,6 +195,14 @@ def rows(runs: Sequence[ExperimentReader], show_all: bool) -> list[tuple[str, li
             )
         )
     return out
+
+
+_SECTIONS = ("config.", "overrides", "choice.", "summary.", "status", "duration", "git.", "python")
+
+
+def _section(key: str) -> int:
+    """Keys of one section together, sections in a fixed order (stable sort)."""
+    return next((i for i, p in enumerate(_SECTIONS) if key.startswith(p)), len(_SECTIONS))
 
 
 def _code_key(f: dict[str, Any]) -> tuple[Any, Any]:

@@ -123,7 +123,7 @@ def test_selection_by_sweep_status_filter_and_paths(app: Path, capsys) -> None:
     ],
 )
 def test_bad_selections_are_one_line_with_exit_2(app: Path, capsys, argv, words) -> None:
-    code, out, err = meticulous(capsys, *argv)
+    code, _, err = meticulous(capsys, *argv)
     assert code == 2 and err.count("\n") == 1, err
     assert all(w in err for w in words), err
 

@@ -109,7 +109,11 @@ def test_metrics_and_output(tmp_path: Path) -> None:
     (exp.dir / "stdout").write_text("hello\n")
     reader = ExperimentReader(exp.dir)
     assert reader.metrics_wide["loss"].tolist() == [1.0, 0.5, 1.0 / 3]
-    assert reader.metrics[["step", "key"]].values.tolist() == [[0, "loss"], [1, "loss"], [2, "loss"]]
+    assert reader.metrics[["step", "key"]].values.tolist() == [
+        [0, "loss"],
+        [1, "loss"],
+        [2, "loss"],
+    ]
     assert reader.metrics["value"].tolist() == [1.0, 0.5, 1.0 / 3]
     assert reader.stdout == "hello\n" and reader.stderr == ""
 

@@ -78,12 +78,12 @@ def _columns(records: list[dict[str, Any]]) -> dict[str, Any]:
             pass
         if dict in set(map(type, values)):
             flat = []
-            for v in values:
+            for record in records:
                 row: dict[str, Any] = {}
-                if type(v) is dict:
-                    _flat(v, key, row)
-                else:
-                    row[key] = v
+                if type(record.get(key)) is dict:
+                    _flat(record[key], key, row)
+                elif key in record:
+                    row[key] = record[key]
                 flat.append(row)
             out.update(_columns(flat))
         else:

@@ -14,7 +14,6 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from conftest import watchdog
 
 from meticulous_hydra import Experiment, Experiments, load_experiments, load_metrics, summary_cli

@@ -91,11 +91,16 @@ def write_script(directory: Path, name: str, source: str, *, commit: bool = Fals
 @pytest.fixture
 def app_repo(tmp_path: Path) -> Path:
     """A git repository holding a copy of the example Hydra app (conf/ + examples/)."""
-    root = tmp_path / "app"
+    return make_app(tmp_path / "app")
+
+
+def make_app(root: Path, scripts: tuple[str, ...] = ("train.py",)) -> Path:
+    """A git repository at ``root`` with conf/ and these examples/ scripts."""
     root.mkdir()
     shutil.copytree(PROJECT / "conf", root / "conf")
     (root / "examples").mkdir()
-    shutil.copy(PROJECT / "examples" / "train.py", root / "examples" / "train.py")
+    for name in scripts:
+        shutil.copy(PROJECT / "examples" / name, root / "examples" / name)
     return make_repo(root, {".gitignore": "multirun/\noutputs/\n"})
 
 

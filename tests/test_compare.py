@@ -5,11 +5,10 @@ roots."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, git, make_repo, run_python
+from conftest import git, make_app, run_python
 
 from meticulous_hydra import Experiment, cli
 
@@ -18,12 +17,7 @@ from meticulous_hydra import Experiment, cli
 def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """experiments/1-2: a sweep over model (mlp, resnet); 3: the mlp job
     again after a commit that changed the code; 4: with uncommitted changes."""
-    repo = tmp_path_factory.mktemp("compare") / "app"
-    repo.mkdir()
-    shutil.copytree(PROJECT / "conf", repo / "conf")
-    (repo / "examples").mkdir()
-    shutil.copy(PROJECT / "examples" / "train.py", repo / "examples" / "train.py")
-    make_repo(repo, {".gitignore": "multirun/\noutputs/\n"})
+    repo = make_app(tmp_path_factory.mktemp("compare") / "app")
     run_python(
         ["examples/train.py", "-m", "hydra/callbacks=meticulous", "model=mlp,resnet"],
         repo,

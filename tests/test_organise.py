@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, make_repo, run_python, watchdog
+from conftest import make_app, run_python, watchdog
 
 from meticulous_hydra import Experiment, Experiments, cli, load_experiments, summary_cli
 
@@ -23,13 +23,7 @@ from meticulous_hydra import Experiment, Experiments, cli, load_experiments, sum
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repo whose experiments/ holds a 4-job Hydra sweep (1-4, one failing
     job) and an argparse run (5)."""
-    repo = tmp_path_factory.mktemp("organise") / "app"
-    repo.mkdir()
-    shutil.copytree(PROJECT / "conf", repo / "conf")
-    (repo / "examples").mkdir()
-    for name in ("train.py", "train_argparse.py"):
-        shutil.copy(PROJECT / "examples" / name, repo / "examples" / name)
-    make_repo(repo, {".gitignore": "multirun/\n"})
+    repo = make_app(tmp_path_factory.mktemp("organise") / "app", ("train.py", "train_argparse.py"))
     run_python(
         [
             "examples/train.py",

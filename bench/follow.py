@@ -75,7 +75,7 @@ print(json.dumps(out))
 LIVE_RUN = """
 import sys
 from meticulous_hydra import Experiment
-exp = Experiment({"live": True}, root=sys.argv[1], capture_output=False, git_state=None)
+exp = Experiment._for_adapter({"live": True}, root=sys.argv[1], capture_output=False, git_state=None)
 print(exp.dir, flush=True)
 sys.stdin.read()  # live until the benchmark closes stdin
 exp.finish()

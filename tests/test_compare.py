@@ -94,7 +94,7 @@ def test_types_environment_and_two_roots(tmp_path: Path, capsys) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for root, lr in ((a, 1), (b, "1")):
         with Experiment(
-            {"lr": lr, "seed": 0}, root=root, capture_output=False, git_state=None
+            {"lr": lr, "seed": 0}, root=root, capture_output=False, code_dir=tmp_path
         ) as exp:
             exp.summary({"acc": 0.5 if root == a else 0.75})
     # repro14 records packages.txt; diff reads it where present
@@ -117,7 +117,7 @@ def cli_json(capsys: pytest.CaptureFixture[str], a: Path, b: Path) -> str:
 def test_identical_runs_and_unknown_format(tmp_path: Path, capsys) -> None:
     root = tmp_path / "r"
     for _ in range(2):
-        with Experiment({"x": 1}, root=root, capture_output=False, git_state=None):
+        with Experiment({"x": 1}, root=root, capture_output=False, code_dir=tmp_path):
             pass
     assert cli.main(["diff", "--root", str(root), "1", "2"]) == 0
     out = capsys.readouterr().out

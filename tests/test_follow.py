@@ -22,7 +22,9 @@ from meticulous_hydra.organise import set_archived
 
 
 def recorded(root: Path, losses: list[float], **extra) -> Experiment:
-    with Experiment({"n": len(losses)}, root=root, capture_output=False, git_state=None) as exp:
+    with Experiment(
+        {"n": len(losses)}, root=root, capture_output=False, code_dir=root.parent
+    ) as exp:
         for step, loss in enumerate(losses):
             exp.log({"loss": loss, **extra}, step=step)
     return exp
@@ -31,7 +33,7 @@ def recorded(root: Path, losses: list[float], **extra) -> Experiment:
 def test_load_metrics_is_long_typed_and_joins(tmp_path: Path) -> None:
     root = tmp_path / "experiments"
     recorded(root, [1.0, 0.5, 0.25])
-    with Experiment({"n": 2}, root=root, capture_output=False, git_state=None) as exp:
+    with Experiment({"n": 2}, root=root, capture_output=False, code_dir=tmp_path) as exp:
         exp.log({"loss": 2.0, "val": {"acc": 0.1}}, step=0)
         exp.log({"loss": float("nan")}, step=1)  # a logged NaN is a value
         exp.log({"lr": 0.1, "phase": "warmup"}, step=2)
@@ -65,7 +67,7 @@ def test_load_metrics_is_long_typed_and_joins(tmp_path: Path) -> None:
     assert both[both["root"] == str(other)]["value"].tolist() == [3.0]
     # run folders work too, and nothing recorded is an empty frame of the same shape
     assert load_metrics([root / "1"])["value"].tolist() == [1.0, 0.5, 0.25]
-    with Experiment({}, root=tmp_path / "empty", capture_output=False, git_state=None):
+    with Experiment({}, root=tmp_path / "empty", capture_output=False, code_dir=tmp_path):
         pass
     empty = load_metrics(tmp_path / "empty")
     assert empty.empty and list(empty.columns) == list(long.columns)
@@ -95,7 +97,7 @@ def test_table_shows_a_live_run_and_curves(tmp_path: Path, capsys, monkeypatch) 
     monkeypatch.setenv("COLUMNS", "250")
     root = tmp_path / "experiments"
     recorded(root, [4.0, 3.0, 2.0, 1.0])
-    live = Experiment({"n": 9}, root=root, capture_output=False, git_state=None)
+    live = Experiment({"n": 9}, root=root, capture_output=False, code_dir=tmp_path)
     try:
         for step in range(5):
             live.log({"loss": 10.0 - step, "acc": step / 10}, step=step)
@@ -130,9 +132,10 @@ def test_curve_of_a_large_file_is_sampled(tmp_path: Path, capsys) -> None:
 
 
 CHILD = """
+import os
 import sys
 from meticulous_hydra import Experiment
-exp = Experiment({"lr": 0.1}, root=sys.argv[1], capture_output=False, git_state=None)
+exp = Experiment({"lr": 0.1}, root=sys.argv[1], capture_output=False, code_dir=os.path.dirname(sys.argv[1]))
 for line in sys.stdin:  # one step per line the test sends
     step = int(line)
     exp.log({"loss": 100 - step}, step=step)

@@ -95,7 +95,7 @@ def test_selection_by_sweep_status_filter_and_paths(app: Path, capsys) -> None:
     assert out == "tagged small: 1, 3\n"  # 5, the argparse run, has no optimizer.lr
     # ROOT/ID from another root; several roots are labelled with their paths
     other = app / "elsewhere"
-    with Experiment({"lr": 5}, root=other, capture_output=False, git_state=None):
+    with Experiment({"lr": 5}, root=other, capture_output=False, code_dir=app.parent):
         pass
     code, out, _ = meticulous(capsys, "tag", "elsewhere/1", "experiments/5", "x")
     assert out == f"tagged x: {Path('elsewhere/1')}, {Path('experiments/5')}\n"
@@ -174,7 +174,7 @@ def test_restore_refuses_to_overwrite(app: Path, capsys) -> None:
 def test_removed_numbers_are_never_given_again(app: Path, capsys) -> None:
     root = app / "experiments"
     assert meticulous(capsys, "rm", "5")[0] == 0
-    with Experiment({}, root=root, capture_output=False, git_state=None) as exp:
+    with Experiment({}, root=root, capture_output=False, code_dir=app.parent) as exp:
         pass
     if exp.id == "5":
         pytest.xfail("layout.claim_next reuses numbers until core16's change (issue 12 #3)")
@@ -198,7 +198,7 @@ def test_purge_asks_first(app: Path, capsys, monkeypatch) -> None:
 
 
 def test_rm_refuses_a_live_run(app: Path, capsys) -> None:
-    exp = Experiment({}, root=app / "experiments", capture_output=False, git_state=None)
+    exp = Experiment({}, root=app / "experiments", capture_output=False, code_dir=app.parent)
     try:
         code, _, err = meticulous(capsys, "rm", exp.id)
         assert code == 2 and "RUNNING" in err and exp.dir.is_dir()
@@ -210,7 +210,7 @@ def test_rm_refuses_a_live_run(app: Path, capsys) -> None:
 
 def test_the_cache_sees_every_change(tmp_path: Path, capsys) -> None:
     root = tmp_path / "experiments"
-    with Experiment({"a": 1}, root=root, capture_output=False, git_state=None) as exp:
+    with Experiment({"a": 1}, root=root, capture_output=False, code_dir=tmp_path) as exp:
         pass
     old = time.time() - 3600
     os.utime(exp.dir, (old, old))  # long settled: the cache trusts its time stamp
@@ -254,7 +254,7 @@ for i in range(0, n, 2):
 
 def test_two_processes_tagging_and_noting_lose_nothing(tmp_path: Path) -> None:
     root = tmp_path / "experiments"
-    with Experiment({}, root=root, capture_output=False, git_state=None):
+    with Experiment({}, root=root, capture_output=False, code_dir=tmp_path):
         pass
     n = 150
     procs = [

@@ -46,7 +46,8 @@ def test_load_metrics_is_long_typed_and_joins(tmp_path: Path) -> None:
     assert str(long["time"].dtype).startswith("datetime64") and long["time"].dt.tz is not None
     assert long["step"].dtype == "int64"
     assert long["value"].dtype == object  # a string was logged; numbers stay numbers
-    rows = [tuple(r) for r in long[["id", "step", "key"]].itertuples(index=False)]
+    # ids as load_experiments' index holds them (ints for numbered runs after issue 13)
+    rows = [(str(i), s, k) for i, s, k in long[["id", "step", "key"]].itertuples(index=False)]
     assert rows == [
         ("1", 0, "loss"), ("1", 1, "loss"), ("1", 2, "loss"),
         ("2", 0, "loss"), ("2", 1, "loss"), ("2", 0, "val.acc"), ("2", 2, "lr"), ("2", 2, "phase"),
@@ -54,7 +55,7 @@ def test_load_metrics_is_long_typed_and_joins(tmp_path: Path) -> None:
     assert pd.isna(long.iloc[4]["value"]) and long.iloc[7]["value"] == "warmup"
     joined = long.merge(load_experiments(root)[["config.n"]], left_on="id", right_index=True)
     assert len(joined) == len(long) and set(joined["config.n"]) == {2, 3}
-    assert "3" in set(load_metrics(root, include_archived=True)["id"])
+    assert "3" in set(load_metrics(root, include_archived=True)["id"].map(str))
     # one run's .metrics is the same shape; numbers only: float64
     one = Experiments(root)["1"].metrics
     assert list(one.columns) == list(long.columns) and one["value"].dtype == "float64"

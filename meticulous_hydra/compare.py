@@ -110,6 +110,8 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     out["git.branch"] = git.get("branch")
     out["git.dirty"] = git.get("dirty")
     out["git.diff"] = _diffstat(run) or None
+    # untracked source saved with the run (issue 12 #5), when recorded
+    out["git.untracked"] = " ".join(git.get("untracked_saved") or []) or None
     python = meta.get("python") if isinstance(meta.get("python"), dict) else {}
     out["python"] = python.get("version")
     versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
@@ -155,7 +157,7 @@ def rows(runs: Sequence[ExperimentReader], show_all: bool) -> list[tuple[str, li
 
     all_facts = [facts(r) for r in runs]
     keys = sorted(dict.fromkeys(k for f in all_facts for k in f), key=_section)
-    code_differs = len({(f["git.sha"], f["git.diff"]) for f in all_facts}) > 1
+    code_differs = len({_code_key(f) for f in all_facts}) > 1
     out = []
     for key in keys:
         values = [f.get(key, _MISSING) for f in all_facts]
@@ -205,8 +207,8 @@ def _section(key: str) -> int:
     return next((i for i, p in enumerate(_SECTIONS) if key.startswith(p)), len(_SECTIONS))
 
 
-def _code_key(f: dict[str, Any]) -> tuple[Any, Any]:
-    return f["git.sha"], f["git.diff"]
+def _code_key(f: dict[str, Any]) -> tuple[Any, ...]:
+    return f["git.sha"], f["git.diff"], f["git.untracked"]
 
 
 def _git(top: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -120,7 +120,7 @@ def decorate(
     tagged = "tags" in frame.columns and frame["tags"].map(lambda t: bool(t) is True).any()
     if not chosen and tagged and "tags" not in columns:
         columns = _after(columns, "duration", "tags")
-    if "tags" in columns:
+    if "tags" in columns and getattr(args, "format", None) not in ("csv", "json"):
         frame = frame.copy()
         frame["tags"] = frame["tags"].map(lambda t: " ".join(t) if isinstance(t, tuple) else "")
     for key in getattr(args, "curve", None) or []:

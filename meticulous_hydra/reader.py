@@ -213,7 +213,7 @@ class ExperimentReader:
     @property
     def metrics_wide(self) -> pd.DataFrame:
         """metrics.jsonl one row per ``log()`` call, a column per key (the
-        shape ``metrics`` had before 0.2)."""
+        shape ``metrics`` had before it took the long shape)."""
         import pandas as pd
 
         from .metrics import read_records

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import git, make_app, run_python
+from helpers import git, make_app_repo, run_python
 
 from meticulous_hydra import Experiment, cli
 
@@ -17,7 +17,7 @@ from meticulous_hydra import Experiment, cli
 def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """experiments/1-2: a sweep over model (mlp, resnet); 3: the mlp job
     again after a commit that changed the code; 4: with uncommitted changes."""
-    repo = make_app(tmp_path_factory.mktemp("compare") / "app")
+    repo = make_app_repo(tmp_path_factory.mktemp("compare") / "app")
     run_python(
         ["examples/train.py", "-m", "hydra/callbacks=meticulous", "model=mlp,resnet"],
         repo,

@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
-from conftest import watchdog
+from helpers import watchdog
 
 from meticulous_hydra import Experiment, Experiments, load_experiments, load_metrics, summary_cli
 from meticulous_hydra.metrics import last_record, sparkline

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_app, run_python, watchdog
+from helpers import make_app_repo, run_python, watchdog
 
 from meticulous_hydra import Experiment, Experiments, cli, load_experiments, summary_cli
 
@@ -23,7 +23,9 @@ from meticulous_hydra import Experiment, Experiments, cli, load_experiments, sum
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A repo whose experiments/ holds a 4-job Hydra sweep (1-4, one failing
     job) and an argparse run (5)."""
-    repo = make_app(tmp_path_factory.mktemp("organise") / "app", ("train.py", "train_argparse.py"))
+    repo = make_app_repo(
+        tmp_path_factory.mktemp("organise") / "app", ("train.py", "train_argparse.py")
+    )
     run_python(
         [
             "examples/train.py",
@@ -176,9 +178,9 @@ def test_removed_numbers_are_never_given_again(app: Path, capsys) -> None:
     assert meticulous(capsys, "rm", "5")[0] == 0
     with Experiment({}, root=root, capture_output=False, code_dir=app.parent) as exp:
         pass
-    if exp.id == "5":
-        pytest.xfail("layout.claim_next reuses numbers until core16's change (issue 12 #3)")
     assert exp.id == "6"
+    assert meticulous(capsys, "restore", "5")[0] == 0  # and 5 comes back as it was
+    assert table_ids(capsys) == list("123456")
 
 
 def test_purge_asks_first(app: Path, capsys, monkeypatch) -> None:

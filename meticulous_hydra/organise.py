@@ -145,6 +145,7 @@ def trash(run: Path) -> Path:
     with the same (custom) id goes to ``<id>~2``, ``<id>~3``, ..."""
     folder = trash_dir(run.parent)
     layout.make_dir(folder, exist_ok=True)
+    keep_number(run)
     target, n = folder / run.name, 1
     while True:
         try:
@@ -177,8 +178,16 @@ def restore(root: Path, name: str) -> Path:
     return target
 
 
+def keep_number(run: Path) -> None:
+    """Make sure the run's number is never given again: its ``.numbers/N``
+    marker (a root from before the markers may lack it)."""
+    if layout.is_numbered(run.name) and run.parent.name != layout.TRASH_DIR:
+        layout.make_dir(run.parent / layout.NUMBERS_DIR / run.name, exist_ok=True)
+
+
 def purge(folder: Path) -> None:
     """Delete a run folder (live or trashed) for good."""
+    keep_number(folder)
     shutil.rmtree(folder)
 
 

@@ -181,6 +181,13 @@ def test_removed_numbers_are_never_given_again(app: Path, capsys) -> None:
     assert exp.id == "6"
     assert meticulous(capsys, "restore", "5")[0] == 0  # and 5 comes back as it was
     assert table_ids(capsys) == list("123456")
+    # a root from before the .numbers markers: the largest run removed, or deleted
+    shutil.rmtree(root / ".numbers")
+    assert meticulous(capsys, "rm", "6")[0] == 0
+    assert meticulous(capsys, "rm", "--purge", "--yes", "5")[0] == 0
+    with Experiment({}, root=root, capture_output=False, code_dir=app.parent) as exp:
+        pass
+    assert exp.id == "7"
 
 
 def test_purge_asks_first(app: Path, capsys, monkeypatch) -> None:

@@ -130,7 +130,10 @@ def decorate(
             raise UsageError(f"no run shown logged {key!r}; {_known_keys(frame, roots)}")
         frame = frame.copy() if name not in frame.columns else frame
         frame[name] = lines
-        columns.append(name)
+        # after the results: a table cut to the terminal's width drops its last columns
+        results = [c for c in columns if c.startswith("summary.") or c.startswith("curve(")]
+        anchor = results[-1] if results else "progress" if "progress" in columns else "duration"
+        columns = _after(columns, anchor, name)
     return frame, columns
 
 

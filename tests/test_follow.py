@@ -105,10 +105,9 @@ def test_table_shows_a_live_run_and_curves(tmp_path: Path, capsys, monkeypatch) 
         assert summary_cli.main([str(root), "--curve", "loss"]) == 0
         lines = capsys.readouterr().out.splitlines()
         header = lines[0].split()
-        assert header[:5] == ["id", "status", "start_time", "duration", "progress"]
-        assert header[-1] == "curve(loss)"
+        assert header[:6] == ["id", "status", "start_time", "duration", "progress", "curve(loss)"]
         assert "step 4 loss=6 acc=0.4" in lines[3] and "RUNNING" in lines[3]
-        assert lines[2].rstrip().endswith("█▆▃▁") and lines[3].rstrip().endswith("█▆▅▃▁")
+        assert " █▆▃▁ " in lines[2] and " █▆▅▃▁ " in lines[3]
         duration = lines[3].split()[4]  # elapsed, not blank
         assert duration.endswith("s")
         assert summary_cli.main([str(root), "--curve", "nope"]) == 2

@@ -108,7 +108,7 @@ class _Long:
         self.numeric = True
         self.offset = 0
 
-    def add(self, run_id: str, root: str, records: list[dict[str, Any]]) -> None:
+    def add(self, run_id: Any, root: str, records: list[dict[str, Any]]) -> None:
         np = self.np
         n = len(records)
         if not n:

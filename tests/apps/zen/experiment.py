@@ -16,6 +16,8 @@ Config = make_config(lr=0.1, epochs=2)
 def fit(lr: float, epochs: int) -> float:
     exp = meticulous_hydra.current()  # None when recording is off
     print(f"fitting lr={lr} in experiment {exp and exp.id}")
+    if lr > 1:
+        raise FloatingPointError(f"diverged at lr={lr}")
     loss = round(1 / (1 + epochs * lr), 4)
     if exp is not None:
         exp.log({"loss": loss})
@@ -24,10 +26,15 @@ def fit(lr: float, epochs: int) -> float:
 
 def main(mode: str) -> None:
     task = zen(fit)
-    if mode == "twice":
-        for lr in (0.2, 0.3):
-            job = launch(Config, task, overrides=[RECORD, f"lr={lr}"], version_base="1.3")
-            print(f"returned {job.return_value}")
+    if mode == "twice":  # and a failed one between
+        for lr in (0.2, 5.0, 0.3):
+            try:
+                job = launch(Config, task, overrides=[RECORD, f"lr={lr}"], version_base="1.3")
+            except FloatingPointError as e:
+                print(f"failed: {e}")
+            else:
+                print(f"returned {job.return_value}")
+        print(f"current() after: {meticulous_hydra.current()}")
     elif mode == "sweep":
         jobs = launch(
             Config, task, overrides=[RECORD, "lr=0.1,0.5"], multirun=True, version_base="1.3"

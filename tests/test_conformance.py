@@ -242,6 +242,8 @@ def test_run_dir_dot_records_each_run_in_its_own_folder(run_dir_dot: tuple[Run, 
     assert "scoring baseline on valid" in (second.folder(2) / "stdout").read_text()
     assert launched(meta(second.folder(2)))["argv"] == second.args
     assert meta(second.folder(2))["hydra"]["output_dir"] == str(second.cwd)
+    assert config(second.folder(2)) == {"model": "baseline", "split": "valid", "batches": 3}
+    assert_git_of(second, second.folder(2))
 
 
 # -- an app with its own callbacks ------------------------------------------------
@@ -309,6 +311,7 @@ def test_structured_config_keeps_missing_values(required_values: tuple[Run, Run]
     assert "caching to /scratch" in (folder / "stdout").read_text()
     assert meta(folder)["missing"] == ["tracking.api_key"]
     assert meta(folder)["overrides"] == ["data.cache_dir=/scratch"]
+    assert launched(meta(folder)) == {"argv": given.args, "cwd": str(given.repo)}
 
 
 @xfail(9, "a missing secret is written as <redacted>, not ???")
@@ -471,6 +474,16 @@ def test_zen_multirun(zen_sweep: Run) -> None:
 @xfail(8, 'hydra.mode is the string "None" under hydra-zen launch()')
 def test_zen_multirun_records_the_mode(zen_sweep: Run) -> None:
     assert meta(zen_sweep.folder(4))["hydra"]["mode"] in ("MULTIRUN", None)
+
+
+@xfail(4, "git is read from the launch directory, not from the app's")
+def test_zen_launch_from_another_directory_records_the_apps_git_state(tmp_path: Path) -> None:
+    # the task is a hydra-zen wrapper (zen(fit)), not a plain function
+    repo = copy_app(tmp_path, "zen")
+    run = launch(repo, [str(repo / "experiment.py"), "sweep"], cwd=tmp_path / "scratch")
+    assert run.proc.returncode == 0, run.proc.stderr
+    for folder in run.folders():
+        assert_git_of(run, folder)
 
 
 @xfail(11, "a dirty tree ends the driver with SystemExit(1)")

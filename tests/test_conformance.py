@@ -151,6 +151,37 @@ def test_from_inside_another_dirty_repo(tmp_path: Path) -> None:
     assert_git_of(run, run.folder())
 
 
+# -- a package run with python -m ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def as_module(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    repo = copy_app(tmp_path_factory.mktemp("module"), "packaged")
+    return launch(repo, ["-m", "trainer.train", ON, "alpha=0.5"])
+
+
+def test_module_run_is_recorded(as_module: Run) -> None:
+    run = as_module
+    assert_succeeded(run)
+    folder = run.folder()
+    assert config(folder) == {"loss": 0.8, "alpha": 0.5}
+    assert summary(folder) == {"return_value": 0.4}
+    assert (folder / "stdout").read_text() == "smoothed loss 0.4\n"
+    assert meta(folder)["overrides"] == ["alpha=0.5"]
+    assert launched(meta(folder))["cwd"] == str(run.repo)
+    assert_git_of(run, folder)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not in issue 12: python -m pkg.mod is recorded as the module's file path, "
+    "which can't be run again (relative imports)",
+)
+def test_module_run_records_the_module_it_ran(as_module: Run) -> None:
+    argv = launched(meta(as_module.folder()))["argv"]
+    assert "trainer.train" in argv and argv[argv.index("trainer.train") - 1] == "-m"
+
+
 # -- hydra.job.chdir=True --------------------------------------------------------
 
 

@@ -411,6 +411,7 @@ def test_optuna_sweep_records_every_trial(optuna_sweep: Run) -> None:
         # one process ran every trial: each folder holds its own output only
         out = (by_lr[lr] / "stdout").read_text()
         assert out == f"training small-lr{lr}\nfinal loss {loss:.4f}\n"
+        assert len((by_lr[lr] / "metrics.jsonl").read_text().splitlines()) == 3
         assert meta(by_lr[lr])["overrides"] == [f"optimizer.lr={lr}"]
     for folder in folders:
         assert_git_of(run, folder)
@@ -554,9 +555,10 @@ def test_ray_sweep_records_every_job(ray_sweep: Run) -> None:
         assert status_of(folder)[0] == "SUCCESS" and summary(folder) == {"return_value": loss}
         assert config(folder)["checkpoint"] == str(folder / "model.ckpt")
         assert (folder / "model.ckpt").read_text() == f"weights of small-lr{lr}\n"
-        # its own output only, though Ray reuses a worker for several jobs
+        # its own output and metrics only, though Ray reuses a worker for several jobs
         out = (folder / "stdout").read_text()
         assert out == f"training small-lr{lr}\nfinal loss {loss:.4f}\n"
+        assert len((folder / "metrics.jsonl").read_text().splitlines()) == 3
     status, detail = status_of(by_num[1])
     assert status == "ERROR" and "FloatingPointError: loss diverged at lr=5.0" in detail
     assert "train.py" in detail

@@ -229,7 +229,7 @@ def test_version_base_run_is_recorded(versioned: Run) -> None:
 
 
 def test_version_base_run_records_the_launch_directory(versioned: Run) -> None:
-    # 1.1 changes directory by default
+    # also under "1.1", whose jobs change directory by default
     assert launched(metadata_of(versioned.folder()))["cwd"] == str(versioned.repo)
 
 

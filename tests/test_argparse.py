@@ -75,9 +75,10 @@ def record_here(
     script: str = "feat.py",
     **options: Any,
 ) -> tuple[argparse.Namespace, Any]:
-    """record() in this process with sys.argv as a script at ``script`` would
-    see it; the run is finished before returning (no capture: the recording
-    line goes to capsys)."""
+    """record() in this process, with sys.argv as ``python script argv`` would
+    set it (the launch command); under pytest the code's folder is the cwd.
+    The run is finished before returning (no capture: the recording line goes
+    to capsys)."""
     monkeypatch.setattr(sys, "argv", [script, *argv])
     args, exp = record(parser or features_parser(), argv, capture_output=False, **options)
     exp.finish()

@@ -439,18 +439,14 @@ def test_nothing_recorded_when_the_root_cannot_be_created(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-def test_git_state_of_the_scripts_repo_not_the_cwd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # in-process, as `python code/run.py` started elsewhere: the script is sys.argv[0]
-    from meticulous_hydra import Experiment
-
-    code_repo = make_repo(tmp_path / "code", {"run.py": "# the script\n"})
+def test_git_state_of_the_scripts_repo_not_the_cwd(tmp_path: Path) -> None:
+    # a real process: the code's folder is found from the program's __main__
+    code_repo = make_repo(
+        tmp_path / "code", {"run.py": "from meticulous_hydra import Experiment\nExperiment({})\n"}
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    monkeypatch.setattr(sys, "argv", [str(code_repo / "run.py")])
-    Experiment({}, capture_output=False).finish()
+    run_python([str(code_repo / "run.py")], elsewhere, check=True)
     meta = metadata_of(elsewhere / "experiments" / "1")
     assert meta["git"]["toplevel"] == str(code_repo)
 

@@ -137,7 +137,7 @@ start = time.perf_counter()
 df = load_experiments({root!r})
 seconds = time.perf_counter() - start
 print(json.dumps({{"seconds": seconds, "rows": len(df), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "errors": int((df["status"] == "ERROR").sum()), "status7": str(df.loc["7", "status"])}}))
+                  "errors": int((df["status"] == "ERROR").sum()), "status7": str(df.loc[7, "status"])}}))
 """
 
 NAIVE = """

@@ -20,9 +20,13 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from . import layout
+from .frame import frame_from_rows, patch_frame, run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -159,3 +163,36 @@ def changed(cached: CachedRoot, now: dict[str, int]) -> tuple[list[str], list[st
     again = [n for n, ns in now.items() if old.get(n) != ns or n in cached.volatile]
     gone = [n for n in old if n not in now]
     return again, gone
+
+
+def cached_frame(
+    root: str,
+    key: str,
+    read: Callable[[Sequence[str]], list[dict[str, Any]]],
+    *,
+    live: Collection[str],
+) -> pd.DataFrame:
+    """The DataFrame of ``root`` from the cache ``key``, with the folders that
+    changed since (and runs whose status is in ``live``) read again with
+    ``read(names)``, which returns their rows; saves the result."""
+    cached = load(key)
+    now = stamps(root)
+    again, gone = changed(cached, now)
+    if cached.frame is not None and not again and not gone:
+        return cached.frame
+    names = sorted(
+        (n for n in again if layout.is_experiment_dir(os.path.join(root, n))), key=run_id
+    )
+    rows = read(names)
+    if cached.frame is None:
+        frame = frame_from_rows(rows, names)
+    else:
+        frame = patch_frame(cached.frame, [*again, *gone], rows, names)
+    running = {str(i) for i in frame.index[frame["status"].isin(live)]}
+    fresh = bool(gone) or any(n not in cached.volatile for n in again)
+    cached.stamps, cached.frame = now, frame
+    # Re-reading only live runs changes nothing worth a save, unless the set
+    # of folders to re-read next time shrinks.
+    if fresh or volatile(cached, running) != cached.volatile:
+        save(cached, running)
+    return frame

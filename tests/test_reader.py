@@ -67,9 +67,7 @@ def test_dataframe_columns_and_types(root: Path) -> None:
     assert df["summary.epochs"].dtype == "Int64"  # ints with a gap stay ints
     assert pd.isna(df.loc[3, "summary.epochs"])
     assert df["config.cuda"].dtype == "boolean" and df.loc[1, "config.cuda"]
-    assert pd.isna(df.loc[3, "config.opt.momentum"]) and pd.isna(
-        df.loc[2, "config.opt.momentum"]
-    )
+    assert pd.isna(df.loc[3, "config.opt.momentum"]) and pd.isna(df.loc[2, "config.opt.momentum"])
     assert df.loc[1, "config.layers"] == (64, 32)
     assert df.loc[3, "config.extra.dotted"] == "x" and df.loc[3, "config.extra.dotted2"] == 1
     assert isinstance(df["start_time"].dtype, pd.DatetimeTZDtype)

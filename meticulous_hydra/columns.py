@@ -1,0 +1,118 @@
+"""Which columns the terminal table shows by default, most telling first.
+
+The table drops columns from the end of this list when the terminal is too
+narrow, so the order is the priority: what tells the runs shown apart comes
+first (the keys swept, then the other config that differs, then the results
+and the error line), and what tells them apart by nothing comes last: config
+that follows from the swept keys (``model.depth`` when ``model=`` is swept, a
+``run_name`` made of swept values), values naming each run's own folder,
+start time, duration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from . import layout
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_CHOICES = "metadata.hydra.choices."
+_FAILED = (layout.ERROR, layout.DIED)
+
+
+def varying(frame: pd.DataFrame, column: str) -> bool:
+    """Two or more different values among the runs, a gap counting as a value
+    (a key present in only some runs tells them apart)."""
+    values = frame[column]
+    try:
+        return values.nunique(dropna=False) > 1
+    except TypeError:
+        return values.astype(str).nunique() > 1
+
+
+def swept_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns of the keys the runs' overrides set (``optimizer.lr=0.1``,
+    ``+seed=3``, or ``model=resnet`` for a Hydra config group), in the order
+    first seen."""
+    keys: dict[str, None] = {}
+    for overrides in frame["overrides"].dropna().unique():
+        for override in overrides if isinstance(overrides, tuple) else ():
+            key = str(override).partition("=")[0].lstrip("+~")
+            if key and not key.startswith("hydra"):
+                keys[key] = None
+    found = []
+    for key in keys:
+        for column in (f"config.{key}", f"{_CHOICES}{key}"):
+            if column in frame.columns:
+                found.append(column)
+                break
+    return found
+
+
+def names_own_folder(frame: pd.DataFrame, column: str) -> bool:
+    """Whether every value of ``column`` is text naming its run's own folder
+    (``.../experiments/7/model.pt`` in run 7): such values differ between runs
+    without telling them apart."""
+    values = frame[column]
+    ids = frame.index.get_level_values(-1)
+    present = values.notna().to_numpy()
+    if not present.any():
+        return False
+    pairs = [(v, i) for v, i, p in zip(values.tolist(), ids, present, strict=True) if p]
+    first, first_id = pairs[0]
+    if not isinstance(first, str) or str(first_id) not in first.split(os.sep):
+        return False  # the cheap test, before looking at every run
+    return all(isinstance(v, str) and str(i) in v.split(os.sep) for v, i in pairs)
+
+
+def _codes(values: pd.Series) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.factorize(values, use_na_sentinel=False)[0]
+    except TypeError:
+        return pd.factorize(values.astype(str), use_na_sentinel=False)[0]
+
+
+def follows_from(frame: pd.DataFrame, keys: list[str]) -> Callable[[str], bool]:
+    """A test of whether a column's value is the same in all runs that share
+    the values of ``keys`` (it then tells them apart by nothing more)."""
+    import numpy as np
+
+    if not keys:
+        return lambda column: False
+    group = np.zeros(len(frame), dtype=np.int64)
+    for key in keys:
+        codes = _codes(frame[key])
+        group = group * (int(codes.max()) + 1) + codes
+    groups = len(np.unique(group))
+
+    def test(column: str) -> bool:
+        codes = _codes(frame[column])
+        pairs = group * (int(codes.max()) + 1) + codes
+        return len(np.unique(pairs)) == groups
+
+    return test
+
+
+def default_columns(frame: pd.DataFrame) -> list[str]:
+    """The table's columns for ``frame`` (the runs shown), most telling first."""
+    several = len(frame) > 1
+    config = [c for c in frame.columns if c.startswith("config.")]
+    changing = [c for c in config if several and varying(frame, c)]
+    swept = [c for c in swept_columns(frame) if several and varying(frame, c)]
+    own_folder = [c for c in changing if c not in swept and names_own_folder(frame, c)]
+    follows = follows_from(frame, swept)
+    derived = [c for c in changing if c not in swept and c not in own_folder and follows(c)]
+    others = [c for c in changing if c not in {*swept, *own_folder, *derived}]
+    results = [c for c in frame.columns if c.startswith("summary.") and frame[c].notna().any()]
+    cols = ["status", *swept, *others, *results]
+    if frame["status"].isin(_FAILED).any():
+        cols.append("status_detail")
+    if frame["description"].fillna("").astype(str).str.len().gt(0).any():
+        cols.append("description")
+    return [*cols, *derived, *own_folder, "start_time", "duration"]

@@ -78,23 +78,39 @@ def _codes(values: pd.Series) -> Any:
         return pd.factorize(values.astype(str), use_na_sentinel=False)[0]
 
 
-def follows_from(frame: pd.DataFrame, keys: list[str]) -> Callable[[str], bool]:
-    """A test of whether a column's value is the same in all runs that share
-    the values of ``keys`` (it then tells them apart by nothing more)."""
+def _combine(codes: list[Any]) -> Any:
     import numpy as np
 
-    if not keys:
-        return lambda column: False
-    group = np.zeros(len(frame), dtype=np.int64)
-    for key in keys:
-        codes = _codes(frame[key])
-        group = group * (int(codes.max()) + 1) + codes
-    groups = len(np.unique(group))
+    group = np.zeros(len(codes[0]), dtype=np.int64)
+    for c in codes:
+        group = group * (int(c.max()) + 1) + c
+    return group
+
+
+def follows_from(frame: pd.DataFrame, keys: list[str]) -> Callable[[str], bool]:
+    """A test of whether a column's value follows from some of ``keys``: it
+    is the same in all runs that share the values of one key, or of all keys
+    but one (``model.depth`` follows from ``model``, ``run_name`` from
+    ``model`` and ``lr`` whatever the seed). Groupings in which every run is
+    alone prove nothing and are not used."""
+    import numpy as np
+
+    codes = [_codes(frame[k]) for k in keys]
+    subsets = [[i] for i in range(len(keys))]
+    if len(keys) > 2:
+        subsets += [[j for j in range(len(keys)) if j != i] for i in range(len(keys))]
+    groupings = []
+    for subset in subsets:
+        group = _combine([codes[i] for i in subset])
+        count = len(np.unique(group))
+        if count < len(frame):
+            groupings.append((group, count))
 
     def test(column: str) -> bool:
-        codes = _codes(frame[column])
-        pairs = group * (int(codes.max()) + 1) + codes
-        return len(np.unique(pairs)) == groups
+        if not groupings:
+            return False
+        values = _codes(frame[column])
+        return any(len(np.unique(_combine([group, values]))) == count for group, count in groupings)
 
     return test
 

@@ -156,10 +156,13 @@ def sort_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
         name = key[1:] if descending else key
         if name == ID and ID not in frame.columns:
             names.append(ID)  # pandas sorts on an index level by its name
-        elif name not in frame.columns and f"{name}.mean" in frame.columns:
-            names.append(f"{name}.mean")  # a statistic of --group-by
         else:
-            names.append(_column(frame, name))
+            try:
+                names.append(_column(frame, name))
+            except UsageError:
+                if not any(str(c).endswith(".mean") for c in frame.columns):
+                    raise
+                names.append(_column(frame, f"{name}.mean"))  # a statistic of --group-by
         ascending.append(not descending)
     return frame.sort_values(names, ascending=ascending, kind="stable", na_position="last")
 

@@ -58,15 +58,19 @@ def names_own_folder(frame: pd.DataFrame, column: str) -> bool:
     (``.../experiments/7/model.pt`` in run 7): such values differ between runs
     without telling them apart."""
     values = frame[column]
-    ids = frame.index.get_level_values(-1)
-    present = values.notna().to_numpy()
-    if not present.any():
+    first = values.first_valid_index()
+    if first is None:
         return False
-    pairs = [(v, i) for v, i, p in zip(values.tolist(), ids, present, strict=True) if p]
-    first, first_id = pairs[0]
-    if not isinstance(first, str) or str(first_id) not in first.split(os.sep):
+    first_id = first[-1] if isinstance(first, tuple) else first
+    value = values.loc[first]
+    if not isinstance(value, str) or str(first_id) not in value.split(os.sep):
         return False  # the cheap test, before looking at every run
-    return all(isinstance(v, str) and str(i) in v.split(os.sep) for v, i in pairs)
+    ids = frame.index.get_level_values(-1)
+    return all(
+        isinstance(v, str) and str(i) in v.split(os.sep)
+        for v, i in zip(values.tolist(), ids, strict=True)
+        if v is not None and v == v
+    )
 
 
 def _codes(values: pd.Series) -> Any:

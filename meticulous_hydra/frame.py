@@ -74,7 +74,12 @@ def hashable(value: Any) -> Any:
     """Lists become tuples (recursively) so that every cell can be hashed,
     grouped and counted; a dict inside a list becomes its JSON text."""
     if type(value) is list:
-        return tuple(hashable(v) for v in value)
+        flat = tuple(value)
+        try:
+            hash(flat)  # a list of plain values, by far the most common: done
+        except TypeError:
+            return tuple(hashable(v) for v in value)
+        return flat
     if type(value) is dict:
         return json.dumps(value, sort_keys=True)
     return value

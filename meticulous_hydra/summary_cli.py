@@ -17,7 +17,7 @@ from . import layout
 from .columns import default_columns
 from .exceptions import UsageError
 from .query import QueryError, filter_frame, resolve_column
-from .table import is_missing, number, render
+from .table import FAST_FORMATS, is_missing, number, render
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -378,8 +378,8 @@ def _protect_descending(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
 
 
 def _check_format(fmt: str) -> None:
-    if fmt in _EXTRA_FORMATS:
-        return
+    if fmt in _EXTRA_FORMATS or fmt in FAST_FORMATS:
+        return  # without importing tabulate
     from tabulate import tabulate_formats
 
     if fmt not in tabulate_formats:

@@ -155,3 +155,15 @@ def test_a_reader_can_opt_out_of_the_cache(tmp_path: Path, cache_dir: Path) -> N
     assert load_experiments(root, reader=Live).loc[1, "note"] == "second"
     cache.flush()
     assert list(cache_dir.glob("*.pickle")) == []
+
+
+def test_the_cache_stores_equal_values_once(tmp_path: Path) -> None:
+    root = tmp_path / "experiments"
+    for lr in (0.1, 0.2, 0.3, 0.4):
+        record(root, lr=lr, name="a long shared name", layers=[64, 64])
+    frame = load_experiments(root, cache=False)
+    small = cache.compact(frame)
+    assert_frame_equal(small, frame)
+    assert small["config.name"].iloc[0] is small["config.name"].iloc[3]
+    assert small["config.layers"].iloc[0] is small["config.layers"].iloc[3]
+    assert len(pickle.dumps(small)) < len(pickle.dumps(frame))

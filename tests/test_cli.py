@@ -147,6 +147,23 @@ def test_durations_and_floats_read_as_such() -> None:
     ]
 
 
+def test_the_fast_tables_are_tabulates() -> None:
+    """simple, plain and github are drawn without tabulate, to the character."""
+    from tabulate import tabulate
+
+    rng = random.Random(9)
+    texts = ["", "a", "bb", "1.5", "x y", "cut…", "a long value here", "-", "[64, 64]"]
+    for _ in range(500):
+        width, height = rng.randint(1, 5), rng.randint(0, 5)
+        heads = [rng.choice(["id", "status", "a", "loss", "x.y.z"]) for _ in range(width)]
+        columns = [[rng.choice(texts) for _ in range(height)] for _ in range(width)]
+        rows = [list(r) for r in zip(*columns, strict=True)]
+        for fmt in table.FAST_FORMATS:
+            expected = tabulate(rows, headers=heads, tablefmt=fmt, disable_numparse=True)
+            assert table.fast_table(columns, heads, fmt) == expected
+    assert table.fast_table([["日本"]], ["id"], "simple") is None  # wide: left to tabulate
+
+
 # -- ids --------------------------------------------------------------------------
 
 

@@ -136,7 +136,7 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
     object it has seen once only as a reference. Sharing them makes the cache
     file about 2.5x smaller and 5x faster to load.
     """
-    import numpy as np
+    import numpy as np  # with pandas (~175 ms): only once a frame exists
     import pandas as pd
 
     out = frame.copy(deep=False)

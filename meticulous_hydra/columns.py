@@ -74,7 +74,7 @@ def names_own_folder(frame: pd.DataFrame, column: str) -> bool:
 
 
 def _codes(values: pd.Series) -> Any:
-    import pandas as pd
+    import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
     try:
         return pd.factorize(values, use_na_sentinel=False)[0]
@@ -83,7 +83,7 @@ def _codes(values: pd.Series) -> Any:
 
 
 def _combine(codes: list[Any]) -> Any:
-    import numpy as np
+    import numpy as np  # with pandas: only once a frame exists
 
     group = np.zeros(len(codes[0]), dtype=np.int64)
     for c in codes:
@@ -97,7 +97,7 @@ def follows_from(frame: pd.DataFrame, keys: list[str]) -> Callable[[str], bool]:
     but one (``model.depth`` follows from ``model``, ``run_name`` from
     ``model`` and ``lr`` whatever the seed). Groupings in which every run is
     alone prove nothing and are not used."""
-    import numpy as np
+    import numpy as np  # with pandas: only once a frame exists
 
     codes = [_codes(frame[k]) for k in keys]
     subsets = [[i] for i in range(len(keys))]

@@ -120,10 +120,6 @@ def _column(frame: pd.DataFrame, name: str) -> str:
         raise UsageError(str(e)) from e
 
 
-def _in_id_order(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_index(kind="stable")
-
-
 def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     if args.sweep:
         sweep_id = args.sweep
@@ -149,7 +145,7 @@ def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
             raise UsageError("--last takes a positive number")
         # the most recently started runs, shown in id order
         recent = frame.sort_values("start_time", kind="stable", na_position="first")
-        frame = _in_id_order(recent.iloc[len(recent) - min(args.last, len(recent)) :])
+        frame = recent.iloc[len(recent) - min(args.last, len(recent)) :].sort_index(kind="stable")
     return frame
 
 

@@ -153,8 +153,6 @@ def render_table(
     """Tabulate ``frame`` (with its index unless ``index`` is off). With
     ``width_limit``, shorten cells and drop the columns that don't fit, from
     the end of the list (so list the most telling columns first), saying which."""
-    from tabulate import tabulate  # ~30 ms: only when a table is drawn
-
     if index:
         index_name = str(frame.index.name or "id") if frame.index.nlevels == 1 else "run"
         ids = [str(i) if not isinstance(i, tuple) else "/".join(map(str, i)) for i in frame.index]
@@ -174,6 +172,8 @@ def render_table(
             text = fast_table([*by_column, *(cells[c] for c in chosen)], head_row, fmt)
             if text is not None:
                 return text
+        from tabulate import tabulate  # ~30 ms: only for the other formats
+
         rows = [[*first[i], *(cells[c][i] for c in chosen)] for i in range(len(frame))]
         return tabulate(rows, headers=head_row, tablefmt=fmt, disable_numparse=True)
 

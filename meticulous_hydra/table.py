@@ -206,7 +206,8 @@ def render_table(
         shown = ", ".join(heads[c] for c in dropped[:6]) + (
             f" and {len(dropped) - 6} more" if len(dropped) > 6 else ""
         )
-        note = f"({len(dropped)} columns hidden to fit the terminal: {shown}; pick columns with --columns)"
+        count = f"{len(dropped)} column{'s' if len(dropped) > 1 else ''}"
+        note = f"({count} hidden to fit the terminal: {shown}; pick columns with --columns)"
         table += "\n" + textwrap.fill(note, width=max(width_limit or 0, 40), break_on_hyphens=False)
     return table
 

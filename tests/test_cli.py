@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, git, run_python
+from helpers import git, make_app_repo, record, run_python
 
-from meticulous_hydra import Experiment, summary_cli, table
+from meticulous_hydra import summary_cli, table
 
 CLI = str(Path(sys.executable).with_name("meticulous-summary"))
 
@@ -26,15 +26,8 @@ CLI = str(Path(sys.executable).with_name("meticulous-summary"))
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A root with a Hydra sweep (two failing jobs), a sweep over seeds, and
     an argparse run."""
-    from conftest import make_repo
-
-    repo = tmp_path_factory.mktemp("cli") / "app"
-    repo.mkdir()
-    shutil.copytree(PROJECT / "conf", repo / "conf")
-    (repo / "examples").mkdir()
-    for name in ("train.py", "train_argparse.py"):
-        shutil.copy(PROJECT / "examples" / name, repo / "examples" / name)
-    make_repo(repo, {".gitignore": "multirun/\n"})
+    # the app_repo fixture's repository, once for the whole module
+    repo = make_app_repo(tmp_path_factory.mktemp("cli") / "app", ("train.py", "train_argparse.py"))
     run_python(
         [
             "examples/train.py",
@@ -71,15 +64,6 @@ def cli(runs: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixtu
         return code, out, err
 
     return call
-
-
-def record(root: Path, config: dict, summary: dict | None = None, **kw) -> Experiment:
-    status = kw.pop("status", None)
-    exp = Experiment(config, root=root, capture_output=False, code_dir=root.parent, **kw)
-    if summary:
-        exp.summary(summary)
-    exp.finish(status)
-    return exp
 
 
 def header(out: str) -> list[str]:

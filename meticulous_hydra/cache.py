@@ -31,7 +31,8 @@ from .frame import frame_from_rows, patch_frame, run_id
 if TYPE_CHECKING:
     import pandas as pd
 
-VERSION = 2  # 2: int ids in the index
+# 2: int ids in the index (issue 13); rows gained tags, notes and archived (issue 15)
+VERSION = 2
 # Folders touched this recently may change again within the same time stamp.
 _RACY_NS = 2_000_000_000
 

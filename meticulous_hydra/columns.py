@@ -135,4 +135,6 @@ def default_columns(frame: pd.DataFrame) -> list[str]:
         cols.append("status_detail")
     if frame["description"].fillna("").astype(str).str.len().gt(0).any():
         cols.append("description")
+    if "tags" in frame.columns and frame["tags"].map(bool).any():
+        cols.append("tags")  # issue 15's tags, once a run shown has one
     return [*cols, *derived, *own_folder, "start_time", "duration"]

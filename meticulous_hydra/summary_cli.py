@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import layout
+from . import follow, layout
 from .columns import default_columns
 from .exceptions import UsageError
 from .frame import run_id
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="don't page a table taller than the terminal ($PAGER, default 'less -FRSX')",
     )
+    follow.add_arguments(p)  # issue 15: --tag, --archived, --curve, --watch
     return p
 
 
@@ -390,7 +391,9 @@ def _output(args: argparse.Namespace) -> str:
     if picked is not None and len(roots) == 1 and len(picked[roots[0]]) == 1:
         return show_one(Path(roots[0]) / picked[roots[0]][0])
     try:
-        frame = load_experiments(roots[0] if len(roots) == 1 else roots)
+        frame = load_experiments(
+            roots[0] if len(roots) == 1 else roots, include_archived=args.archived
+        )
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
     if args.list_columns:
@@ -401,6 +404,7 @@ def _output(args: argparse.Namespace) -> str:
         frame = _picked_rows(frame, picked)
     frame = select_rows(frame, args)
     export = args.format in _EXTRA_FORMATS
+    frame = follow.select(frame, args)  # --tag
     if args.group_by:
         frame = group_rows(frame, args.group_by)
         if args.sort:
@@ -418,6 +422,7 @@ def _output(args: argparse.Namespace) -> str:
             columns = list(frame.columns)
         else:
             columns = default_columns(frame)
+        frame, columns = follow.decorate(frame, columns, roots, args, chosen=bool(args.columns))
         frame = frame[columns]
     if frame.empty:
         return "no experiments match\n"
@@ -465,6 +470,13 @@ def page(text: str, command: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        seconds, argv = follow.split_watch(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        sys.stderr.write(f"{PROG}: error: {e}\n")
+        return 2
+    if seconds is not None:
+        return follow.watch(seconds, lambda: main(argv))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -147,6 +147,13 @@ def headers(columns: list[str]) -> dict[str, str]:
     }
 
 
+def _kept_first(column: str) -> int:
+    """Columns kept before all others when the terminal is narrow (the rest
+    in the order given): the status, and issue 15's columns asked for
+    (``--curve``) or about live runs (``progress``)."""
+    return 0 if column == "status" or column == "progress" or column.startswith("curve(") else 1
+
+
 def render_table(
     frame: pd.DataFrame, fmt: str, width_limit: int | None, *, index: bool = True
 ) -> str:
@@ -186,7 +193,7 @@ def render_table(
 
         total = max([0, *(len(h) for h in first_heads), *(len(r[0]) for r in first if r)]) + 2
         kept = []
-        for c in columns:
+        for c in sorted(columns, key=_kept_first):
             room = width_limit - total - 4
             if width(c) > room + 4 and room >= _MIN_CUT < width(c) - 4:
                 # long text (an error line, a path): cut to the room left
@@ -194,11 +201,12 @@ def render_table(
             if total + width(c) <= width_limit:
                 kept.append(c)
                 total += width(c)
+        kept = [c for c in columns if c in kept]
         while True:
             table = draw(kept)
             if not kept or max(map(len, table.splitlines())) <= width_limit:
                 break
-            kept.pop()
+            kept.remove(max(reversed(kept), key=_kept_first))  # the last of the others
         dropped = [c for c in columns if c not in kept]
     else:
         table = draw(columns)

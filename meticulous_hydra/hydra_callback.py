@@ -36,7 +36,7 @@ from .announce import announce, previous_status
 from .environment import global_rank
 from .exceptions import DirtyRepoError, RecordingError
 from .experiment import Experiment
-from .gitstate import read_git_state
+from .gitstate import entry_code_dir, read_git_state
 from .hydra_config import (
     config_cleaner,
     hydra_metadata,
@@ -211,7 +211,7 @@ class MeticulousCallback(Callback):
 
     def _read_git(self, config: DictConfig) -> None:
         self._git = read_git_state(
-            Path(config.hydra.runtime.cwd),
+            entry_code_dir(),  # where the app's code is, not the launch directory
             allow_dirty=self.allow_dirty,
             flag_hint=self._option_override(config, "allow_dirty", "true"),
         )

@@ -132,12 +132,10 @@ def test_from_another_directory_records_in_the_launch_dir(from_elsewhere: Run) -
     assert [line for line in status if not line.endswith("__pycache__/")] == []
 
 
-@xfail(4, "git is read from the launch directory, not from the app's")
 def test_from_another_directory_records_the_apps_git_state(from_elsewhere: Run) -> None:
     assert_git_of(from_elsewhere, from_elsewhere.folder())
 
 
-@xfail(4, "git is read from the launch directory, not from the app's")
 def test_from_inside_another_dirty_repo(tmp_path: Path) -> None:
     app = copy_app(tmp_path, "classifier")
     other = make_repo(tmp_path / "notes", {"todo.txt": "read papers\n"})
@@ -513,7 +511,6 @@ def test_zen_multirun_records_the_mode(zen_sweep: Run) -> None:
     assert metadata_of(zen_sweep.folder(4))["hydra"]["mode"] in ("MULTIRUN", None)
 
 
-@xfail(4, "git is read from the launch directory, not from the app's")
 def test_zen_launch_from_another_directory_records_the_apps_git_state(tmp_path: Path) -> None:
     # the task is a hydra-zen wrapper (zen(fit)), not a plain function
     repo = copy_app(tmp_path, "zen")

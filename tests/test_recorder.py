@@ -213,6 +213,7 @@ def test_many_processes_start_at_once(repo: Path) -> None:
         "run.py",
         "import sys\nfrom meticulous_hydra import Experiment\n"
         "e = Experiment({'i': int(sys.argv[1])})\nprint(e.id)\n",
+        commit=True,
     )
     procs = [
         subprocess.Popen(
@@ -247,6 +248,7 @@ def test_kill_9_during_summary_writes_leaves_valid_json(repo: Path) -> None:
             if i % 50 == 0:
                 print(i, flush=True)
         """,
+        commit=True,
     )
     for attempt in range(3):
         proc = subprocess.Popen(

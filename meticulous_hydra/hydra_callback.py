@@ -384,9 +384,10 @@ class MeticulousCallback(Callback):
                 exp.finish()
             return
         if job_return.status == JobStatus.COMPLETED:
-            self._record_return_value(exp, job_return._return_value)
+            self._record_return_value(exp, job_return.return_value)
             exp.finish(layout.SUCCESS)
         else:
+            # the public return_value re-raises the error: read it as stored
             error = job_return._return_value
             if isinstance(error, BaseException):
                 exp.finish_from_exception(error)

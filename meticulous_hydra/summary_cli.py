@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import follow, layout
+from . import follow, layout, organise
 from .columns import default_columns
 from .exceptions import UsageError
 from .frame import run_id
@@ -269,6 +269,19 @@ def show_one(path: Path, tail: int = 20) -> str:
             + (" (dirty)" if git.get("dirty") else "")
         )
     )
+    marks = organise.markers(str(path))
+    if marks["tags"]:
+        out.append("tags: " + ", ".join(marks["tags"]))
+    if marks["archived"]:
+        out.append("archived: yes (meticulous unarchive to show it in the table)")
+    notes_file = path / layout.NOTES
+    notes = (
+        organise.parse_notes(notes_file.read_text(encoding="utf-8", errors="replace"))
+        if marks["notes"]
+        else []
+    )
+    out += ["notes:"] * bool(notes)
+    out += [f"  {n.time or '?'} {n.user or '?'}: {n.text}" for n in notes]
     out += ["", "config:", yaml.safe_dump(exp.config, sort_keys=False, allow_unicode=True).rstrip()]
     out += ["", "summary:", json.dumps(exp.summary, indent=2, ensure_ascii=False)]
     for name in ("stdout", "stderr"):
@@ -476,7 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: error: {e}\n")
         return 2
     if seconds is not None:
-        return follow.watch(seconds, lambda: main(argv))
+        # a redrawn table must not stop in a pager
+        return follow.watch(seconds, lambda: main([*argv, "--no-pager"]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

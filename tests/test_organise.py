@@ -292,3 +292,19 @@ def test_two_processes_tagging_and_noting_lose_nothing(tmp_path: Path) -> None:
     assert len(notes) == 2 * n
     for who in "ab":  # all there, each process's in its own order
         assert [x for x in notes if x.startswith(who)] == [f"{who} note {i}" for i in range(n)]
+
+
+def test_show_gives_runs_in_full_with_their_tags_and_notes(app: Path, capsys) -> None:
+    assert meticulous(capsys, "tag", "2", "best")[0] == 0
+    assert meticulous(capsys, "note", "2", "lr too high?")[0] == 0
+    code, out, err = meticulous(capsys, "show", "2", "5")
+    assert code == 0 and err == ""
+    two, five = out.split("experiment 5 ")
+    assert two.startswith("experiment 2 ") and "tags: best\n" in two
+    assert "notes:\n" in two and two.rstrip().count("lr too high?") == 1
+    assert "config:" in five and "tags:" not in five and "notes:" not in five
+    # an archived run is shown too, and says so
+    assert meticulous(capsys, "archive", "5")[0] == 0
+    assert "archived: yes" in meticulous(capsys, "show", "5")[1]
+    code, _, err = meticulous(capsys, "show", "99")
+    assert code == 2 and err.count("\n") == 1 and "99" in err

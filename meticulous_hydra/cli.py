@@ -23,6 +23,7 @@ PROG = "meticulous"
 # is not there yet is simply not offered.
 VERBS: dict[str, tuple[str, str]] = {
     "summary": ("summary_cli", "the table of runs (same as meticulous-summary)"),
+    "show": ("show", "runs in full: status, overrides, git, tags, notes, config, summary, output"),
     "diff": ("compare", "what differs between runs: config, results, code, environment"),
     "tag": ("organise_cli", "tag runs: meticulous tag 3 5-7 best"),
     "untag": ("organise_cli", "remove a tag"),

@@ -33,7 +33,7 @@ from omegaconf.errors import InterpolationResolutionError
 
 from . import layout
 from .announce import announce, previous_status
-from .environment import global_rank
+from .environment import command_argv, global_rank
 from .exceptions import DirtyRepoError, RecordingError
 from .experiment import Experiment
 from .gitstate import entry_code_dir, read_git_state
@@ -239,7 +239,7 @@ class MeticulousCallback(Callback):
         redactor = Redactor(self.redact)
         task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
         self._launch = {
-            "argv": redactor.argv(sys.argv),
+            "argv": redactor.argv(command_argv()),
             "cwd": os.getcwd(),
             # what Hydra was called with: the driver's argv says nothing of
             # it under hydra-zen's launch()
@@ -358,7 +358,7 @@ class MeticulousCallback(Callback):
                         "sweep": sweep,
                         "missing": missing,
                         "launch": self._launch,
-                        "argv": redactor.argv(sys.argv),
+                        "argv": redactor.argv(command_argv()),
                         "cwd": os.getcwd(),
                     },
                     hidden,
@@ -384,9 +384,10 @@ class MeticulousCallback(Callback):
                 exp.finish()
             return
         if job_return.status == JobStatus.COMPLETED:
-            self._record_return_value(exp, job_return._return_value)
+            self._record_return_value(exp, job_return.return_value)
             exp.finish(layout.SUCCESS)
         else:
+            # the public return_value re-raises the error: read it as stored
             error = job_return._return_value
             if isinstance(error, BaseException):
                 exp.finish_from_exception(error)

@@ -166,11 +166,6 @@ def test_module_run_is_recorded(as_module: Run) -> None:
     assert_git_of(run, folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not in issue 12: python -m pkg.mod is recorded as the module's file path, "
-    "which can't be run again (relative imports)",
-)
 def test_module_run_records_the_module_it_ran(as_module: Run) -> None:
     argv = launched(metadata_of(as_module.folder()))["argv"]
     assert "trainer.train" in argv and argv[argv.index("trainer.train") - 1] == "-m"

@@ -158,7 +158,7 @@ def test_kill_9_at_random_moments_leaves_every_folder_readable(tmp_path: Path) -
     assert df["read_error"].isna().all(), df["read_error"].dropna().to_dict()
     assert set(df["status"]) <= {"DIED", "SUCCESS"} and "DIED" in set(df["status"])
     for n in df.index:
-        folder = tmp_path / "experiments" / n
+        folder = tmp_path / "experiments" / str(n)
         first_line = (
             (folder / "STATUS").read_text().splitlines()[0]
             if (folder / "STATUS").exists()
@@ -451,9 +451,9 @@ def test_odd_configs_round_trip(tmp_path: Path) -> None:
     assert yaml.safe_load((exp.dir / "config.yaml").read_text()) == config
     assert json.loads((exp.dir / "config.json").read_text()) == config
     df = load_experiments(tmp_path / "exp")
-    assert df.loc["1", "config.key.with.dots"] == 1
-    assert df.loc["1", "config.many.k9999"] == 9999
-    assert df.loc["1", "config.yaml_specials"][0] == "yes"
+    assert df.loc[1, "config.key.with.dots"] == 1
+    assert df.loc[1, "config.many.k9999"] == 9999
+    assert df.loc[1, "config.yaml_specials"][0] == "yes"
 
 
 # -- hostile input -----------------------------------------------------------------------------------
@@ -484,7 +484,7 @@ def test_reader_never_runs_code_from_yaml(tmp_path: Path) -> None:
     )
     with pytest.warns(UserWarning, match="read incompletely"):
         df = load_experiments(tmp_path / "exp")
-    assert "config.yaml" in df.loc["1", "read_error"]
+    assert "config.yaml" in df.loc[1, "read_error"]
     assert not (tmp_path / "pwned").exists()
 
 

@@ -13,6 +13,7 @@ import pytest
 from helpers import git, make_repo, metadata_of, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import layout
+from meticulous_hydra.environment import command_argv
 
 SCRIPT = """
 import os, sys, time
@@ -584,7 +585,7 @@ def test_a_run_that_records_nothing_is_still_a_whole_experiment(
     exp = Experiment({"lr": 0.1}, description="d", norecord=how == "norecord")
     assert exp.norecord and exp.id is None and exp.git is None and not exp.resumed
     assert exp.metadata["description"] == "d" and exp.metadata["start_time"]
-    assert exp.metadata["argv"] == sys.argv and exp.metadata["git"] is None
+    assert exp.metadata["argv"] == command_argv() and exp.metadata["git"] is None
     assert exp.config == {"lr": 0.1} and exp.restarts == 0
     exp.summary({"x": 1})
     exp.log({"y": 2}, step=0)

@@ -18,6 +18,11 @@ os.environ["METICULOUS_HYDRA_CACHE_DIR"] = tempfile.mkdtemp(prefix="meticulous-c
 # terminal gives, the default. A handler is reset to the default on exec.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# No terminal width from outside: pytest-xdist's workers get COLUMNS=80, and
+# meticulous-summary takes COLUMNS for a terminal to fit (tests that want one
+# set COLUMNS themselves). Subprocesses inherit this environment too.
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
 
 
 @pytest.fixture

@@ -76,9 +76,8 @@ def record_here(
     **options: Any,
 ) -> tuple[argparse.Namespace, Any]:
     """record() in this process, with sys.argv as ``python script argv`` would
-    set it (the launch command); under pytest the code's folder is the cwd.
-    The run is finished before returning (no capture: the recording line goes
-    to capsys)."""
+    set it; under pytest the code's folder is the cwd. The run is finished
+    before returning (no capture: the recording line goes to capsys)."""
     monkeypatch.setattr(sys, "argv", [script, *argv])
     args, exp = record(parser or features_parser(), argv, capture_output=False, **options)
     exp.finish()
@@ -263,23 +262,18 @@ def test_resume_with_experiment_id(
     assert not (features / "escape").exists()
 
 
-def test_launch_command_and_the_recording_line(
-    features: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_launch_command_and_the_recording_line(features: Path, tmp_path: Path) -> None:
+    # a real process: the launch command is read from how python was started
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
     script = str(features / "feat.py")
     root = str(features / "experiments")
-    argv = ["d", "--required", "x", "--experiments-dir", root]
-    record_here(monkeypatch, argv, script=script)
+    argv = [script, "d", "--required", "x", "--experiments-dir", root]
+    proc = run_python(argv, elsewhere, check=True)
     # outside the launch directory: the absolute path
-    assert f"meticulous-hydra: recording to {root}/1\n" in capsys.readouterr().err
+    assert f"meticulous-hydra: recording to {root}/1\n" in proc.stderr
     _, meta = recorded(features)
-    assert meta["launch"] == {"argv": [script, *argv], "cwd": str(elsewhere)}
+    assert meta["launch"] == {"argv": argv, "cwd": str(elsewhere)}
 
 
 def test_a_loop_of_experiments_in_one_script(repo: Path) -> None:

@@ -23,6 +23,8 @@ PROG = "meticulous"
 # is not there yet is simply not offered.
 VERBS: dict[str, tuple[str, str]] = {
     "summary": ("summary_cli", "the table of runs (same as meticulous-summary)"),
+    "reproduce": ("reproduce", "what changed since a run, and the commands that run it again"),
+    "rerun": ("rerun", "run the failed jobs of a sweep again, into the same sweep"),
 }
 
 

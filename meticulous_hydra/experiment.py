@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import layout
+from . import layout, provenance
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .gitstate import GitState, read_git_state
@@ -144,7 +144,7 @@ class Experiment:
             layout.make_dir(self.dir, exist_ok=True)
             self.resumed = (self.dir / layout.METADATA).exists()
         else:
-            root_path = layout.ensure_root(root)
+            root_path = layout.ensure_root(provenance.root_override(root))
             if experiment_id is not None:
                 self.dir = root_path / experiment_id
                 try:
@@ -182,6 +182,7 @@ class Experiment:
         self.metadata["argv"] = redactor.argv(self.metadata["argv"])
         if metadata:
             self.metadata.update(layout.to_jsonable(dict(metadata), strict=False))
+        self.metadata.update(provenance.start_metadata(self.config, description))
         self._start_time = start
         if self.resumed:
             self._take_over_existing()
@@ -251,6 +252,7 @@ class Experiment:
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         if self.git is not None and self.git.diff:
             layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
+        provenance.write_packages(self.dir)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
 

@@ -22,7 +22,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from . import layout
+from . import layout, provenance
 from .environment import global_rank
 from .experiment import Experiment
 from .gitstate import read_git_state
@@ -113,6 +113,7 @@ class MeticulousCallback(Callback):
         self._git: Any = None
         self._git_read = False
         self._sweep: dict[str, Any] | None = None
+        self._packages: list[str] | None = None  # read once per sweep, for every job
         self._exp: Experiment | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -126,7 +127,7 @@ class MeticulousCallback(Callback):
         return self.norecord or global_rank() != 0
 
     def _root(self, config: DictConfig) -> Path:
-        root = Path(self.root).expanduser()
+        root = Path(provenance.root_override(self.root)).expanduser()
         if not root.is_absolute():
             root = Path(config.hydra.runtime.cwd) / root
         return root
@@ -169,6 +170,7 @@ class MeticulousCallback(Callback):
         if self.experiment_id is not None:
             _fail(f"{_FLAG}.experiment_id names one folder; a sweep needs one per job: drop it")
         self._read_git(config)
+        self._packages = provenance.installed_packages()
         sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         self._sweep = {"id": sweep_id, "dir": str(Path(str(config.hydra.sweep.dir)).absolute())}
         if _user_set(config, "hydra.sweep.subdir"):
@@ -195,6 +197,7 @@ class MeticulousCallback(Callback):
         if self._off:
             self._exp = Experiment(norecord=True) if self.norecord else None
             return
+        provenance.use_packages(self._packages)
         if not self._git_read:  # declared in a way that skipped the start hooks
             self._read_git(config)
         hc = HydraConfig.get()

@@ -27,6 +27,7 @@ STDERR = "stderr"
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 GIT_DIFF = "git.diff"
+PACKAGES = "packages.txt"  # name==version of every installed distribution
 ROOT_GITIGNORE = ".gitignore"
 # Requeued SLURM jobs find their folder again through markers kept here.
 SWEEPS_DIR = ".sweeps"

@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sweep", metavar="ID", help="only the jobs of this sweep ('latest' for the newest)"
     )
+    p.add_argument(
+        "--all-attempts",
+        action="store_true",
+        help="every attempt of a re-run sweep job, not just its latest",
+    )
     p.add_argument("--status", nargs="+", metavar="S", help="only runs with these statuses")
     p.add_argument("--last", type=int, metavar="N", help="only the N most recent runs")
     p.add_argument(
@@ -104,6 +109,9 @@ def _column(frame: pd.DataFrame, name: str) -> str:
 
 
 def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    from .attempts import latest_attempts  # repro14: one row per sweep job
+
+    frame = latest_attempts(frame, all_attempts=args.all_attempts)
     if args.sweep:
         sweep_id = args.sweep
         if sweep_id == "latest":
@@ -163,6 +171,8 @@ def default_columns(frame: pd.DataFrame) -> list[str]:
         if c.startswith("config.") and len(frame) > 1 and _varying(frame, c)
     ]
     cols += [c for c in frame.columns if c.startswith("summary.") and frame[c].notna().any()]
+    if "attempts" in frame.columns and (frame["attempts"] > 1).any():
+        cols.append("attempts")
     if frame["status"].isin(_ERROR_STATUSES).any():
         cols.append("status_detail")
     return cols

@@ -349,8 +349,19 @@ def _venv(path: Path) -> Path:
 
 def _pip_install(python: Path, wheel: Path) -> None:
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-index"]
-        + ["--no-deps", "--disable-pip-version-check", str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )

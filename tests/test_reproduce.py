@@ -475,3 +475,16 @@ def test_latest_attempts_keeps_the_last_start_of_each_job() -> None:
     assert list(latest.index) == ["1", "4", "5"]
     assert list(latest["attempts"]) == [1, 1, 3]
     assert len(latest_attempts(frame, all_attempts=True)) == 5
+
+
+def test_copies_of_a_root_are_not_attempts_of_each_other() -> None:
+    import pandas as pd
+
+    one = {"sweep.id": "s", "sweep.job_num": 0, "start_time": pd.Timestamp("2026-01-01")}
+    frame = pd.DataFrame(
+        [one, one, {**one, "start_time": pd.Timestamp("2026-01-02")}],
+        index=pd.MultiIndex.from_tuples([("a", "1"), ("b", "1"), ("b", "2")], names=["root", "id"]),
+    )
+    latest = latest_attempts(frame)
+    assert list(latest.index) == [("a", "1"), ("b", "2")]
+    assert list(latest["attempts"]) == [1, 2]

@@ -267,7 +267,8 @@ def drift_report(run: Run, repo: Path, py: Python) -> list[str]:
     if isinstance(sweep, dict):
         out.append(f"  job {sweep.get('job_num')} of sweep {sweep.get('id')}")
     out.append("code:")
-    out.append(f"  recorded  {sha[:12]} on {git.get('branch') or '(detached)'}")
+    subject = str(git.get("message") or "").partition("\n")[0]
+    out.append(f"  recorded  {sha[:12]} on {git.get('branch') or '(detached)'}: {subject}")
     out.append(f"  now       {commit_distance(repo, sha)} ({repo})")
     branch = git.get("branch")
     if branch and _git(repo, "rev-parse", "--verify", "-q", f"refs/heads/{branch}").returncode:

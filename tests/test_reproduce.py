@@ -265,12 +265,34 @@ def test_plain_experiment_script_from_its_directory(
     (repo / "scripts" / "plain.py").write_text("raise SystemExit('moved on')\n")
     commit_all(repo, "moved on")
 
-    assert cli.main(["reproduce", str(root / "1"), "--run"]) == 0
+    assert cli.main(["reproduce", str(root / "1"), "--run", "--keep"]) == 0
     out = capfd.readouterr().out
     assert "HEAD is 1 commit ahead of it" in out
     (new,) = reproducing(root, "1")
     assert read(new, "config.json") == {"seed": 5, "lr": 0.1}
     assert_same_results(root / "1", new)
+    kept = Path(out.split("kept the worktree ", 1)[1].split()[0])
+    assert "Experiment({" in (kept / "scripts" / "plain.py").read_text()
+    assert str(kept) in git(repo, "worktree", "list")
+    git(repo, "worktree", "remove", "--force", str(kept))
+
+
+def test_environment_values_differ_and_fail_the_comparison(
+    app_repo: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run_python(
+        ["examples/train.py", ON, "+stamp=${oc.env:STAMP}"],
+        app_repo,
+        env={"STAMP": "a"},
+        check=True,
+    )
+    monkeypatch.setenv("STAMP", "b")
+    capfd.readouterr()
+    assert cli.main(["reproduce", "1", "--root", str(app_repo / "experiments"), "--run"]) == 1
+    out = capfd.readouterr().out
+    assert "config: 1 difference(s)\n  stamp: 'a' -> 'b'\n" in out
+    (new,) = reproducing(app_repo / "experiments", "1")
+    assert (new / "STATUS").read_text().startswith("SUCCESS")
 
 
 # -- comparing -------------------------------------------------------------------------------------

@@ -361,14 +361,16 @@ def _quote(token: str) -> str:
     return shlex.quote(token.replace(WT, "$WT"))
 
 
+def shell_line(step: Step) -> str:
+    """The step as one line of shell (the worktree as ``$WT``)."""
+    command = " ".join(
+        [*(f"{k}={shlex.quote(v)}" for k, v in step.env.items()), *map(_quote, step.argv)]
+    )
+    return f"(cd {_quote(step.cwd)} && {command})" if step.cwd else command
+
+
 def shell_lines(steps: Sequence[Step], worktree_hint: str) -> list[str]:
-    lines = [f"WT=$(mktemp -d -t {worktree_hint}-XXXXXX)"]
-    for step in steps:
-        command = " ".join(
-            [*(f"{k}={shlex.quote(v)}" for k, v in step.env.items()), *map(_quote, step.argv)]
-        )
-        lines.append(f"(cd {_quote(step.cwd)} && {command})" if step.cwd else command)
-    return lines
+    return [f"WT=$(mktemp -d -t {worktree_hint}-XXXXXX)", *map(shell_line, steps)]
 
 
 def _real(token: str, worktree: str) -> str:
@@ -424,13 +426,13 @@ def summary_table(old: Run, new: Run) -> str:
 # -- running it --------------------------------------------------------------------------------------
 
 
-def _run_step(step: Step, worktree: str) -> int:
+def run_step(step: Step, worktree: str = "") -> int:
+    """Run the program (in ``worktree``); its output goes straight to the terminal."""
     argv = [_real(a, worktree) for a in step.argv]
     env = {**os.environ, **step.env}
     cwd = _real(step.cwd, worktree) if step.cwd else None
     if cwd is not None and not os.path.isdir(cwd):
-        raise UsageError(f"{cwd} does not exist at the recorded commit")
-    # The run's own output goes straight to the terminal.
+        raise UsageError(f"the run's directory {cwd} does not exist (at the recorded commit)")
     return subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL).returncode
 
 
@@ -458,7 +460,7 @@ def reproduce(run: Run, repo: Path, steps: list[Step], keep: bool) -> int:
             done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
             if done.returncode != 0:
                 raise UsageError(f"{shlex.join(argv)} failed: {done.stderr.strip()}")
-        code = _run_step(steps[-1], worktree)
+        code = run_step(steps[-1], worktree)
     finally:
         if keep:
             print(f"kept the worktree {worktree}")

@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from . import layout, provenance
 from .exceptions import UsageError
-from .reproduce import Run, job_argv, load_run, new_runs
+from .reproduce import Run, Step, job_argv, load_run, new_runs, run_step, shell_line
 
 FAILED = (layout.ERROR, layout.INTERRUPTED, layout.DIED)
 
@@ -43,16 +40,15 @@ def failed_jobs(root: Path, sweep: str) -> tuple[str, list[Run]]:
     return sweep, [load_run(root / str(i)) for i in failed.index]
 
 
-def rerun_step(run: Run) -> tuple[list[str], str, dict[str, str]]:
-    """argv, directory and environment that run a failed job again."""
-    argv = [sys.executable, *job_argv(run)]
+def rerun_step(run: Run) -> Step:
+    """The command that runs a failed job again, from its launch directory."""
     _, cwd = run.launch
     env = {
         provenance.ENV_ROOT: str(run.root),
         provenance.ENV_RERUN_OF: run.id,
         provenance.ENV_SWEEP: json.dumps(run.meta.get("sweep"), separators=(",", ":")),
     }
-    return argv, cwd, env
+    return Step([sys.executable, *job_argv(run)], cwd=cwd, env=env)
 
 
 def register(subparsers: Any) -> None:
@@ -81,19 +77,14 @@ def main(args: argparse.Namespace) -> int:
     print(f"sweep {sweep}: {len(runs)} job(s) to run again")
     worst = 0
     for run in runs:
-        argv, cwd, env = rerun_step(run)
-        shown = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.join(argv)])
+        step = rerun_step(run)
         print(f"# job {run.meta['sweep'].get('job_num')}, run {run.id} ({run.status})")
-        print(f"(cd {shlex.quote(cwd)} && {shown})")
+        print(shell_line(step))
         sys.stdout.flush()
         if args.dry_run:
             continue
-        if not os.path.isdir(cwd):
-            raise UsageError(f"the launch directory {cwd} of run {run.id} is gone")
         before = {p.name for p in root.iterdir()}
-        code = subprocess.run(
-            argv, cwd=cwd, env={**os.environ, **env}, stdin=subprocess.DEVNULL
-        ).returncode
+        code = run_step(step)
         made = new_runs(root, before, "rerun_of", run.id)
         status = made[-1].status if made else "not recorded"
         print(f"-> run {made[-1].id if made else '-'}: {status} (exit code {code})")

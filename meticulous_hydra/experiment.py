@@ -145,7 +145,7 @@ class Experiment:
             self.resumed = (self.dir / layout.METADATA).exists()
         else:
             root_path = layout.ensure_root(provenance.root_override(root))
-            if experiment_id is not None:
+            if experiment_id is not None and not provenance.repeating():
                 self.dir = root_path / experiment_id
                 try:
                     layout.make_dir(self.dir)

@@ -124,6 +124,12 @@ def root_override(root: str | os.PathLike[str]) -> str | os.PathLike[str]:
     return os.environ.get(ENV_ROOT) or root
 
 
+def repeating() -> bool:
+    """Whether this run repeats another (reproduce, rerun): it then takes a new
+    number, never the folder of an ``experiment_id`` written in the program."""
+    return bool(os.environ.get(ENV_REPRODUCES) or os.environ.get(ENV_RERUN_OF))
+
+
 def start_metadata(config: Mapping[str, Any], description: str) -> dict[str, Any]:
     """The keys this module adds to metadata.json when a run starts."""
     out: dict[str, Any] = {"config_hash": config_hash(config)}

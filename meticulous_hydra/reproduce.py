@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, layout, provenance
+from . import layout, provenance
 from .exceptions import UsageError
 
 UNTRACKED_DIR = "untracked"  # capture12's copies of untracked source: <run>/untracked/<path>
@@ -77,8 +77,10 @@ class Run:
         """The command line and directory of the launching process."""
         launch = self.meta.get("launch")
         if isinstance(launch, dict) and launch.get("argv"):
-            return [str(a) for a in launch["argv"]], str(launch.get("cwd") or self.meta["cwd"])
-        return [str(a) for a in self.meta.get("argv") or []], str(self.meta.get("cwd") or "")
+            argv, cwd = launch["argv"], launch.get("cwd") or self.meta.get("cwd")
+        else:
+            argv, cwd = self.meta.get("argv") or [], self.meta.get("cwd")
+        return [str(a) for a in argv], str(cwd or os.getcwd())
 
 
 def resolve_run(run: str, root: str) -> Path:
@@ -304,12 +306,9 @@ def drift_report(run: Run, repo: Path, py: Python) -> list[str]:
             if items:
                 out.append(f"  {kind}: {', '.join(items)}")
     versions = run.meta.get("versions") or {}
-    now = {"meticulous-hydra": __version__, "hydra-core": py.packages.get("hydra-core")}
+    shown = ("meticulous-hydra", "hydra-core")
     out.append(
-        "versions: "
-        + ", ".join(
-            f"{k} {versions.get(k)} (now {now[k]})" for k in ("meticulous-hydra", "hydra-core")
-        )
+        "versions: " + ", ".join(f"{k} {versions.get(k)} (now {py.packages.get(k)})" for k in shown)
     )
     redacted = [o for o in job_argv(run) if "<redacted>" in o]
     if redacted:

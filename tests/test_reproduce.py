@@ -36,7 +36,8 @@ def runs(root: Path) -> list[Path]:
 
 
 def reproducing(root: Path, run_id: str) -> list[Path]:
-    return [f for f in runs(root) if meta(f).get("reproduces") == run_id]
+    found = (f for f in root.iterdir() if (f / "metadata.json").exists())
+    return [f for f in found if meta(f).get("reproduces") == run_id]
 
 
 def commit_all(repo: Path, message: str) -> None:
@@ -255,7 +256,7 @@ def test_plain_experiment_script_from_its_directory(
         from meticulous_hydra import Experiment
 
         seed = int(sys.argv[1])
-        with Experiment({"seed": seed, "lr": 0.1}) as exp:
+        with Experiment({"seed": seed, "lr": 0.1}, experiment_id="first") as exp:
             exp.summary({"loss": round(1 / (seed + 1), 6), "seed_twice": 2 * seed})
         """,
     )
@@ -265,12 +266,16 @@ def test_plain_experiment_script_from_its_directory(
     (repo / "scripts" / "plain.py").write_text("raise SystemExit('moved on')\n")
     commit_all(repo, "moved on")
 
-    assert cli.main(["reproduce", str(root / "1"), "--run", "--keep"]) == 0
+    first = root / "first"
+    recorded = {p.name: p.read_bytes() for p in first.iterdir()}
+    assert cli.main(["reproduce", str(first), "--run", "--keep"]) == 0
     out = capfd.readouterr().out
     assert "HEAD is 1 commit ahead of it" in out
-    (new,) = reproducing(root, "1")
+    # a new numbered folder: the experiment_id in the program is not resumed
+    (new,) = reproducing(root, "first")
+    assert new.name == "1" and {p.name: p.read_bytes() for p in first.iterdir()} == recorded
     assert read(new, "config.json") == {"seed": 5, "lr": 0.1}
-    assert_same_results(root / "1", new)
+    assert_same_results(first, new)
     kept = Path(out.split("kept the worktree ", 1)[1].split()[0])
     assert "Experiment({" in (kept / "scripts" / "plain.py").read_text()
     assert str(kept) in git(repo, "worktree", "list")

@@ -332,6 +332,21 @@ def test_a_commit_the_repository_lacks_is_one_line(
     assert err.count("\n") == 1 and sha in err and "git fetch" in err
 
 
+def test_a_run_outside_git_cannot_be_rebuilt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with Experiment({}, root=plain / "exp", code_dir=plain, capture_output=False) as exp:
+        pass
+    assert cli.main(["reproduce", str(exp.dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "outside a git repository" in err
+    assert cli.main(["rerun", "--failed", "--root", str(plain / "exp")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no sweep recorded" in err
+
+
 def test_bad_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["reproduce", "3", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err

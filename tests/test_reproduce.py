@@ -127,6 +127,19 @@ def test_a_sweep_job_gets_its_own_overrides_not_the_sweep() -> None:
     ]
 
 
+def test_the_launching_command_is_preferred_to_the_jobs_own(tmp_path: Path) -> None:
+    from meticulous_hydra.reproduce import Run, job_argv
+
+    worker = {"argv": ["default_worker.py", "--node-ip-address=1.2.3.4"], "cwd": "/tmp/ray"}
+    hydra = {"overrides": ["seed=2"]}
+    launched = {"argv": ["train.py", "-m", ON, "seed=1,2"], "cwd": str(tmp_path)}
+    run = Run(tmp_path / "7", {**worker, "adapter": "hydra", "hydra": hydra}, {}, {}, "ERROR")
+    assert job_argv(run) == ["default_worker.py", "--node-ip-address=1.2.3.4", "seed=2"]
+    run.meta["launch"] = launched
+    assert job_argv(run) == ["train.py", ON, "seed=2"]
+    assert run.launch[1] == str(tmp_path)
+
+
 # -- reproducing each kind of run ---------------------------------------------------------------
 
 

@@ -410,6 +410,32 @@ def config_differences(old: Run, new: Run) -> list[tuple[str, Any, Any]]:
     ]
 
 
+_VOLATILE = ("${now:", "${oc.env:")
+
+
+def volatile_source(run: Run, key: str) -> str | None:
+    """The ``${now:...}`` / ``${oc.env:...}`` interpolation ``key`` comes from in the
+    run's unresolved Hydra config (``.hydra/config.yaml``), if it does."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """A safe loader that reads the tags Hydra writes for paths, enums, ... as null."""
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    try:
+        with open(run.folder / ".hydra" / "config.yaml", "rb") as f:
+            node: Any = yaml.load(f, Loader=Loader)  # nothing in the file runs
+    except (OSError, yaml.YAMLError):
+        return None
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    if isinstance(node, str) and any(v in node for v in _VOLATILE):
+        return node
+    return None
+
+
 def summary_table(old: Run, new: Run) -> str:
     from tabulate import tabulate
 
@@ -474,15 +500,19 @@ def reproduce(run: Run, repo: Path, steps: list[Step], keep: bool) -> int:
     new = made[-1]
     print(f"\nrun {new.id} reproduces run {run.id}: {new.status}")
     diffs = config_differences(run, new)
+    real = 0
     if diffs:
         print(f"config: {len(diffs)} difference(s)")
         for key, a, b in diffs:
-            print(f"  {key}: {a!r} -> {b!r}")
+            source = volatile_source(run, key)
+            real += source is None
+            why = f" (from {source}: expected)" if source else ""
+            print(f"  {key}: {a!r} -> {b!r}{why}")
     else:
         print("config: identical")
     if run.summary or new.summary:
         print(summary_table(run, new))
-    return 0 if not diffs and new.status == layout.SUCCESS else 1
+    return 0 if not real and new.status == layout.SUCCESS else 1
 
 
 # -- the verb ---------------------------------------------------------------------------------------

@@ -295,21 +295,39 @@ def test_plain_experiment_script_from_its_directory(
     git(repo, "worktree", "remove", "--force", str(kept))
 
 
-def test_environment_values_differ_and_fail_the_comparison(
+def test_time_and_environment_interpolations_differ_without_failing(
     app_repo: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    run_python(
-        ["examples/train.py", ON, "+stamp=${oc.env:STAMP}"],
-        app_repo,
-        env={"STAMP": "a"},
-        check=True,
-    )
+    stamp = "+stamp=${oc.env:STAMP}"
+    run_python(["examples/train.py", ON, stamp], app_repo, env={"STAMP": "a"}, check=True)
     monkeypatch.setenv("STAMP", "b")
     capfd.readouterr()
-    assert cli.main(["reproduce", "1", "--root", str(app_repo / "experiments"), "--run"]) == 1
+    assert cli.main(["reproduce", "1", "--root", str(app_repo / "experiments"), "--run"]) == 0
+    out = capfd.readouterr().out
+    assert "config: 1 difference(s)\n  stamp: 'a' -> 'b' (from ${oc.env:STAMP}: expected)\n" in out
+
+
+def test_any_other_config_difference_fails_the_comparison(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    write_script(
+        repo,
+        "env.py",
+        """
+        import os
+        from meticulous_hydra import Experiment
+
+        with Experiment({"stamp": os.environ["STAMP"]}) as exp:
+            exp.summary({"ok": 1})
+        """,
+        commit=True,
+    )
+    run_python(["env.py"], repo, env={"STAMP": "a"}, check=True)
+    monkeypatch.setenv("STAMP", "b")
+    assert cli.main(["reproduce", "1", "--root", str(repo / "experiments"), "--run"]) == 1
     out = capfd.readouterr().out
     assert "config: 1 difference(s)\n  stamp: 'a' -> 'b'\n" in out
-    (new,) = reproducing(app_repo / "experiments", "1")
+    (new,) = reproducing(repo / "experiments", "1")
     assert (new / "STATUS").read_text().startswith("SUCCESS")
 
 

@@ -54,6 +54,8 @@ def _egg_version(path: str) -> str | None:
 
 
 def read_packages(paths: Iterable[str]) -> list[str]:
+    """``name==version`` of the distributions installed in ``paths`` (sys.path
+    entries), sorted, by their metadata folders' names."""
     found: dict[str, str] = {}
     for entry in paths:
         try:

@@ -236,11 +236,16 @@ class Python:
     packages: dict[str, str] = field(default_factory=dict)
 
 
-def python_now(run: Run) -> Python:
-    """The interpreter that will run the code again: the recorded one if it is
-    still there, else this one; its version and packages as of now."""
+def interpreter(run: Run) -> str:
+    """The interpreter that runs the code again: the recorded one if it is
+    still there, else this one."""
     recorded = (run.meta.get("python") or {}).get("executable")
-    exe = recorded if recorded and os.access(recorded, os.X_OK) else sys.executable
+    return recorded if recorded and os.access(recorded, os.X_OK) else sys.executable
+
+
+def python_now(run: Run) -> Python:
+    """The :func:`interpreter`'s version and packages as of now."""
+    exe = interpreter(run)
     facts = subprocess.run(
         [exe, "-c", _PYTHON_FACTS], capture_output=True, text=True, stdin=subprocess.DEVNULL
     )

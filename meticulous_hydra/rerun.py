@@ -13,7 +13,7 @@ from typing import Any
 
 from . import layout, provenance
 from .exceptions import UsageError
-from .reproduce import Run, Step, job_argv, load_run, new_runs, run_step, shell_line
+from .reproduce import Run, Step, interpreter, job_argv, load_run, new_runs, run_step, shell_line
 
 FAILED = (layout.ERROR, layout.INTERRUPTED, layout.DIED)
 
@@ -48,7 +48,7 @@ def rerun_step(run: Run) -> Step:
         provenance.ENV_RERUN_OF: run.id,
         provenance.ENV_SWEEP: json.dumps(run.meta.get("sweep"), separators=(",", ":")),
     }
-    return Step([sys.executable, *job_argv(run)], cwd=cwd, env=env)
+    return Step([interpreter(run), *job_argv(run)], cwd=cwd, env=env)
 
 
 def register(subparsers: Any) -> None:

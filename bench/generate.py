@@ -50,7 +50,8 @@ def config_for(i: int, rng: random.Random) -> dict:
 def generate(root: Path, n: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     for i in range(n):
-        exp = Experiment(
+        # git_state=None: no git calls (adapters' plumbing, off the public signature)
+        exp = Experiment._for_adapter(
             config_for(i, rng),
             root=root,
             capture_output=False,

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
+from .exceptions import RecordingError
+from .experiment import Experiment
 from .layout import to_jsonable
 from .redact import DEFAULT_PATTERNS
 
@@ -136,9 +138,6 @@ def record(
     argparse does, before anything is created; a run that can't be recorded
     (uncommitted changes, bad id, ...) exits with a one-line error.
     """
-    from .experiment import Experiment
-    from .layout import RecordingError
-
     add_meticulous_group(
         parser,
         experiments_dir=experiments_dir,
@@ -153,7 +152,7 @@ def record(
     for name in options:
         delattr(namespace, _PREFIX + name)
     try:
-        exp = Experiment(
+        exp = Experiment._for_adapter(
             vars(namespace),
             root=options["experiments_dir"],
             experiment_id=options["experiment_id"],

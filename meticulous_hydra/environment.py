@@ -68,6 +68,7 @@ def _dist_version(module: str, dist: str) -> str | None:
     if version:
         return str(version)
     try:
+        # ~20 ms, here: only for a module that has no __version__
         from importlib.metadata import version as dist_version
 
         return dist_version(dist)

@@ -1,7 +1,46 @@
-"""Every error meticulous-hydra shows a user, in one place."""
+"""Every error meticulous-hydra shows a user, in one place.
+
+The recorder's errors are :class:`RecordingError`\\s: a program that starts
+runs from Python (a sweep driver, a notebook) can catch them and go on. The
+command line turns :class:`UsageError` and :class:`QueryError` into one line
+and exit code 2. The modules that raise them re-export them, so older imports
+(``meticulous_hydra.layout.RecordingError``, ...) keep working.
+"""
 
 from __future__ import annotations
 
 
+class RecordingError(Exception):
+    """A run could not be recorded; the message says why and what to do."""
+
+
+class InvalidIdError(RecordingError, ValueError):
+    """An experiment id that is not one safe path component."""
+
+
+class StorageError(RecordingError, OSError):
+    """A file of the experiment could not be written (disk full, read-only, ...).
+    Built as ``StorageError(errno, message)``; prints as the message alone."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class DirtyRepoError(RecordingError):
+    """Tracked files have uncommitted changes and ``allow_dirty`` is off."""
+
+
+class ResumeMismatchError(RecordingError):
+    """An explicit experiment id exists but was recorded with another config or commit."""
+
+
+class NotSerializable(TypeError):
+    """A value (in ``summary()`` or ``log()``) that has no faithful JSON form."""
+
+
 class UsageError(Exception):
     """Wrong input from the user on the command line: one line, exit code 2."""
+
+
+class QueryError(ValueError):
+    """A bad ``--filter`` expression or an unknown column; the message is one line."""

@@ -2,54 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import os
+import sys
 import threading
-import traceback
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import layout, provenance
+from . import hooks, layout, provenance
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
+from .exceptions import ResumeMismatchError, StorageError  # the first also imported from here
 from .gitstate import GitState, read_git_state
-from .hooks import HOOKS
-from .layout import RecordingError
+from .hooks import status_from_exception
 from .redact import DEFAULT_PATTERNS, Redactor
 
 HEARTBEAT_SECONDS = 60.0
 _NOT_GIVEN: Any = object()
 
 
-class ResumeMismatchError(RecordingError):
-    """An explicit experiment id exists but was recorded with another config or commit."""
-
-
-_active: list[Experiment] = []
-
-
 def current() -> Experiment | None:
     """The innermost experiment recording in this process, or None."""
-    return _active[-1] if _active else None
-
-
-def status_from_exception(exc: BaseException) -> tuple[str, str]:
-    """The STATUS line and detail that an exception ending a run stands for."""
-    if isinstance(exc, KeyboardInterrupt):
-        return layout.INTERRUPTED, "KeyboardInterrupt"
-    if isinstance(exc, SystemExit):
-        return status_from_exit_code(exc.code)
-    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return layout.ERROR, detail
-
-
-def status_from_exit_code(code: object) -> tuple[str, str]:
-    if code is None or code == 0:
-        return layout.SUCCESS, ""
-    if isinstance(code, int):
-        return layout.ERROR, f"exit code {code}"
-    return layout.ERROR, f"exit code 1: {code}"
+    return hooks.current()  # type: ignore[return-value]  # only Experiments are tracked
 
 
 def _plain_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -57,7 +34,7 @@ def _plain_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def _dump_yaml(data: Any) -> str:
-    import yaml
+    import yaml  # ~13 ms, here: a run that records nothing (norecord, rank > 0) never loads it
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
     return yaml.dump(
@@ -70,6 +47,49 @@ def _dump_yaml(data: Any) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Plumbing:
+    """What an adapter passes that a user never does: the folder it claimed
+    already, the git state it read in the launching process, and the flag to
+    name in the dirty-tree error."""
+
+    folder: str | os.PathLike[str] | None = None
+    git_state: GitState | None = _NOT_GIVEN
+    allow_dirty_hint: str = "allow_dirty=True"
+
+
+def _start_metadata(
+    *,
+    exp_id: str | None,
+    description: str,
+    start: _dt.datetime,
+    git_state: GitState | None,
+    overrides: Sequence[str],
+    redactor: Redactor,
+    redacted: list[str],
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """metadata.json as a run starts (docs/FORMAT.md lists every key)."""
+    metadata: dict[str, Any] = {
+        "format_version": layout.FORMAT_VERSION,
+        "id": exp_id,
+        "description": description,
+        "start_time": start.isoformat(),
+        "end_time": None,
+        "duration": None,
+        "restarts": 0,
+        **process_metadata(),
+        "git": git_state.as_metadata() if git_state else None,
+        "overrides": redactor.overrides(list(overrides)),
+        "redacted": redacted,
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
+    }
+    metadata["argv"] = redactor.argv(metadata["argv"])
+    if extra:
+        metadata.update(layout.to_jsonable(dict(extra), strict=False))
+    return metadata
+
+
 class Experiment:
     """Record one run into a numbered folder under ``root``.
 
@@ -78,11 +98,14 @@ class Experiment:
     metadata.json and STATUS, and starts capturing stdout/stderr. ``finish()``
     (or leaving the ``with`` block, or the process exiting) ends it.
 
-    ``folder`` records into that exact folder instead of a numbered one (the
-    Hydra callback uses it for folders it claimed already). With
-    ``experiment_id`` an existing folder is resumed when config and commit
-    match. ``norecord`` records nothing at all.
+    With ``experiment_id`` an existing folder is resumed when config and commit
+    match. ``norecord`` (and any rank but 0 of a distributed job) records
+    nothing at all, but the object is whole: ``metadata``, ``git``, ``config``
+    and every method are there, and writing methods do nothing.
     """
+
+    # Set by _for_adapter only; users never pass it.
+    _plumbing: _Plumbing = _Plumbing()
 
     def __init__(
         self,
@@ -97,15 +120,12 @@ class Experiment:
         overrides: Sequence[str] = (),
         metadata: Mapping[str, Any] | None = None,
         code_dir: str | os.PathLike[str] | None = None,
-        folder: str | os.PathLike[str] | None = None,
-        git_state: GitState | None = _NOT_GIVEN,
         redact: Sequence[str] | None = DEFAULT_PATTERNS,
-        allow_dirty_hint: str = "allow_dirty=True",
     ) -> None:
+        plumbing = self._plumbing
         # Only global rank 0 of a distributed job records; the other ranks run
         # as if told --norecord.
-        norecord = norecord or global_rank() != 0
-        self.norecord = norecord
+        self.norecord = norecord or global_rank() != 0
         self.description = description
         self._finished = False
         self._pid = os.getpid()
@@ -119,87 +139,80 @@ class Experiment:
         # What finishing without an explicit status means (at exit, say);
         # adapters whose runs have a normal end of their own change it.
         self.default_end: tuple[str, str] = (layout.SUCCESS, "")
-        if norecord:
-            self.dir = Path.cwd()
-            self.id: str | None = None
-            self.config = _plain_config(config)
-            _active.append(self)
-            return
-
-        if experiment_id is not None:
-            experiment_id = layout.validate_id(experiment_id)
+        if experiment_id is not None and not self.norecord:
+            experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
         redactor = Redactor(redact)
         redacted: list[str] = []
         self.config = redactor.tree(_plain_config(config), found=redacted)
-        code_path = Path(code_dir) if code_dir is not None else _script_dir()
-        if git_state is _NOT_GIVEN:
-            git_state = read_git_state(
-                code_path, allow_dirty=allow_dirty, flag_hint=allow_dirty_hint
-            )
-        self.git = git_state
+        self.git: GitState | None = None
+        self.dir = Path.cwd()
+        self.id: str | None = None
+        if not self.norecord:
+            self.git = plumbing.git_state
+            if self.git is _NOT_GIVEN:
+                code_path = Path(code_dir) if code_dir is not None else _script_dir()
+                self.git = read_git_state(
+                    code_path, allow_dirty=allow_dirty, flag_hint=plumbing.allow_dirty_hint
+                )
+            if provenance.repeating():  # a reproduction never resumes the id it was given
+                experiment_id = None
+            root = provenance.root_override(root)
+            self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
+            self.id = self.dir.name
+        self._start_time = layout.now()
+        self.metadata = _start_metadata(
+            exp_id=self.id,
+            description=description,
+            start=self._start_time,
+            git_state=self.git,
+            overrides=overrides,
+            redactor=redactor,
+            redacted=redacted,
+            extra=metadata,
+        )
+        if not self.norecord:
+            self.metadata.update(provenance.start_metadata(self.config, description))
+            self._start_recording(capture_output)
+        hooks.track(self)
 
-        if folder is not None:
-            self.dir = Path(folder).absolute()
-            layout.ensure_root(self.dir.parent)
-            layout.make_dir(self.dir, exist_ok=True)
-            self.resumed = (self.dir / layout.METADATA).exists()
-        else:
-            root_path = layout.ensure_root(provenance.root_override(root))
-            if experiment_id is not None and not provenance.repeating():
-                self.dir = root_path / experiment_id
-                try:
-                    layout.make_dir(self.dir)
-                except FileExistsError:
-                    if not layout.inside(root_path, self.dir) or not self.dir.is_dir():
-                        raise RecordingError(
-                            f"{self.dir} is a link out of {root_path} or not a folder: "
-                            "choose another experiment id"
-                        ) from None
-                    self.resumed = True
-                except OSError as e:
-                    raise layout.StorageError(
-                        e.errno, f"cannot create experiment folder {self.dir}: {e.strerror or e}"
-                    ) from e
-            else:
-                self.dir = layout.claim_next(root_path)
-        self.id = self.dir.name
+    @classmethod
+    def _for_adapter(
+        cls,
+        config: Mapping[str, Any] | None = None,
+        *,
+        folder: str | os.PathLike[str] | None = None,
+        git_state: GitState | None = _NOT_GIVEN,
+        allow_dirty_hint: str = "allow_dirty=True",
+        **options: Any,
+    ) -> Experiment:
+        """Start a run for an adapter: the Hydra callback records into the
+        ``folder`` it claimed, with the ``git_state`` it read in the launching
+        process; both name their own dirty-tree flag. ``options`` are those of
+        the constructor."""
+        exp = cls.__new__(cls)
+        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint)
+        exp.__init__(config, **options)  # type: ignore[misc]
+        return exp
 
-        start = layout.now()
-        self.metadata: dict[str, Any] = {
-            "format_version": layout.FORMAT_VERSION,
-            "id": self.id,
-            "description": description,
-            "start_time": start.isoformat(),
-            "end_time": None,
-            "duration": None,
-            "restarts": 0,
-            **process_metadata(),
-            "git": git_state.as_metadata() if git_state else None,
-            "overrides": redactor.overrides(list(overrides)),
-            "redacted": redacted,
-            "heartbeat_seconds": HEARTBEAT_SECONDS,
-        }
-        self.metadata["argv"] = redactor.argv(self.metadata["argv"])
-        if metadata:
-            self.metadata.update(layout.to_jsonable(dict(metadata), strict=False))
-        self.metadata.update(provenance.start_metadata(self.config, description))
-        self._start_time = start
+    @property
+    def finished(self) -> bool:
+        """Whether the run has ended (``finish()`` ran)."""
+        return self._finished
+
+    # -- start -------------------------------------------------------------
+
+    def _start_recording(self, capture_output: bool) -> None:
         if self.resumed:
             self._take_over_existing()
-
         try:
             self._write_start_files()
         except OSError as e:
-            raise layout.StorageError(
+            raise StorageError(
                 e.errno, f"cannot write to experiment folder {self.dir}: {e.strerror or e}"
             ) from e
         if capture_output:
             self._start_capture()
-        _active.append(self)
-        HOOKS.install()
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
-
-    # -- start -------------------------------------------------------------
 
     def _take_over_existing(self) -> None:
         """Continue an existing folder: same config and commit, or a clear error."""
@@ -294,7 +307,7 @@ class Experiment:
             return write(target, *args)
         except OSError as e:
             where = self.dir / name if name else target
-            raise layout.StorageError(
+            raise StorageError(
                 e.errno, f"cannot write {where}: {e.strerror or e}; free space or fix permissions"
             ) from e
 
@@ -348,10 +361,7 @@ class Experiment:
         if self._finished:
             return
         self._finished = True
-        if self in _active:
-            _active.remove(self)
-        if not _active:
-            HOOKS.uninstall()
+        hooks.untrack(self)
         if self.norecord or os.getpid() != self._pid:
             # A forked child (a data loader worker, say) inherited the object
             # and the hooks: the run is its parent's to end.
@@ -396,14 +406,27 @@ class Experiment:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
 
 
+def _claim(
+    root: str | os.PathLike[str],
+    experiment_id: str | None,
+    folder: str | os.PathLike[str] | None,
+) -> tuple[Path, bool]:
+    """The run's folder, and whether it existed: ``folder`` when an adapter
+    claimed it already, else a new one under ``root``."""
+    if folder is None:
+        return layout.claim_folder(layout.ensure_root(root), experiment_id)
+    path = Path(folder).absolute()
+    layout.ensure_root(path.parent)
+    layout.make_dir(path, exist_ok=True)
+    return path, (path / layout.METADATA).exists()
+
+
 def _opener(path: str, flags: int) -> int:
     return os.open(path, flags, layout.FILE_MODE)
 
 
 def _script_dir() -> Path:
     """Where the running program's code lives: the script's folder, else the cwd."""
-    import sys
-
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if script is not None and script.is_file():
         return script.resolve().parent

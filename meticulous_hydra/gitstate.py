@@ -12,14 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .layout import RecordingError
+from .exceptions import DirtyRepoError  # older code imports it from here
 
 log = logging.getLogger("meticulous_hydra")
 _warned_no_repo = False
-
-
-class DirtyRepoError(RecordingError):
-    """Tracked files have uncommitted changes and ``allow_dirty`` is off."""
 
 
 @dataclass

@@ -1,7 +1,9 @@
-"""Process-wide hooks that give a run its true final status however it ends.
+"""The runs active in this process, and the process-wide hooks that give each
+its true final status however it ends.
 
-Installed while at least one experiment records, removed (each put back as it
-was) when the last one finishes:
+``track`` adds a run (installing the hooks), ``untrack`` removes it (and puts
+every hook back as it was once no run is left); ``current`` is the innermost.
+The hooks are:
 
 - ``sys.excepthook``: an uncaught exception ends the runs as ERROR (with the
   traceback) or INTERRUPTED (KeyboardInterrupt);
@@ -21,15 +23,70 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+import traceback
+from typing import Any, Protocol
 
 from . import layout
 
 
-def _active() -> list[Any]:
-    from .experiment import _active
+class Run(Protocol):
+    """What the hooks need of a run (an :class:`~meticulous_hydra.Experiment`)."""
 
-    return list(reversed(_active))
+    norecord: bool
+
+    def mark(self, status: str, detail: str = "") -> None: ...
+
+    def finish(self, status: str | None = None, detail: str = "") -> None: ...
+
+    def finish_from_exception(self, exc: BaseException) -> None: ...
+
+
+# Runs recording in this process, innermost last.
+_runs: list[Run] = []
+
+
+def track(run: Run) -> None:
+    """Make ``run`` the innermost active run; a recording run installs the hooks."""
+    _runs.append(run)
+    if not run.norecord:
+        HOOKS.install()
+
+
+def untrack(run: Run) -> None:
+    """Forget ``run``; once no run is left, every hook is put back as it was."""
+    if run in _runs:
+        _runs.remove(run)
+    if not _runs:
+        HOOKS.uninstall()
+
+
+def current() -> Run | None:
+    """The innermost active run, or None."""
+    return _runs[-1] if _runs else None
+
+
+def _active() -> list[Run]:
+    """The active runs, innermost first: the order in which the hooks end them."""
+    return list(reversed(_runs))
+
+
+def status_from_exception(exc: BaseException) -> tuple[str, str]:
+    """The STATUS line and detail that an exception ending a run stands for."""
+    if isinstance(exc, KeyboardInterrupt):
+        return layout.INTERRUPTED, "KeyboardInterrupt"
+    if isinstance(exc, SystemExit):
+        return status_from_exit_code(exc.code)
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return layout.ERROR, detail
+
+
+def status_from_exit_code(code: object) -> tuple[str, str]:
+    """The STATUS line and detail of ``sys.exit(code)``: 0/None is SUCCESS."""
+    if code is None or code == 0:
+        return layout.SUCCESS, ""
+    if isinstance(code, int):
+        return layout.ERROR, f"exit code {code}"
+    return layout.ERROR, f"exit code 1: {code}"
 
 
 class _ProcessHooks:
@@ -86,8 +143,6 @@ class _ProcessHooks:
                     pass
 
     def _exit(self, code: object = None) -> None:
-        from .experiment import status_from_exit_code
-
         previous = self._saved.get("exit", sys.__dict__.get("exit"))
         # sys.exit in another thread only ends that thread
         if threading.current_thread() is threading.main_thread():

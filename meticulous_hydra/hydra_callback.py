@@ -9,6 +9,7 @@ it creates the output dir, and the resolver claims the folder there.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import sys
@@ -26,6 +27,7 @@ from . import layout, provenance
 from .environment import global_rank
 from .experiment import Experiment
 from .gitstate import read_git_state
+from .hydra_config import hydra_metadata, redact_hydra_files, resolve_job_config
 from .layout import RecordingError
 from .redact import DEFAULT_PATTERNS, Redactor
 
@@ -152,14 +154,9 @@ class MeticulousCallback(Callback):
         if _user_set(config, "hydra.run.dir"):
             return  # recorded where the user asked, unnumbered
         try:
-            root = layout.ensure_root(self._root(config))
-            if self.experiment_id is not None:
-                folder = root / layout.validate_id(self.experiment_id)
-                layout.make_dir(folder, exist_ok=True)
-                if not layout.inside(root, folder):
-                    raise RecordingError(f"{folder} is a link out of {root}: choose another id")
-            else:
-                folder = layout.claim_next(root)
+            folder, _ = layout.claim_folder(
+                layout.ensure_root(self._root(config)), self.experiment_id
+            )
         except RecordingError as e:
             _fail(str(e))
         config.hydra.run.dir = str(folder)
@@ -191,8 +188,6 @@ class MeticulousCallback(Callback):
     # -- job process -----------------------------------------------------------
 
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
-        from .hydra_config import hydra_metadata, redact_hydra_files, resolve_job_config
-
         self._end_stale_run()
         if self._off:
             self._exp = Experiment(norecord=True) if self.norecord else None
@@ -209,7 +204,7 @@ class MeticulousCallback(Callback):
         sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
         code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
         try:
-            self._exp = Experiment(
+            self._exp = Experiment._for_adapter(
                 resolved,
                 folder=hc.runtime.output_dir,
                 description=self.description,
@@ -257,8 +252,6 @@ class MeticulousCallback(Callback):
         try:
             exp.summary(value if isinstance(value, dict) else {"return_value": value})
         except TypeError as e:
-            import logging
-
             logging.getLogger("meticulous_hydra").warning(
                 "experiment %s: the task's return value was not recorded: %s", exp.id, e
             )
@@ -267,7 +260,7 @@ class MeticulousCallback(Callback):
         """A job that left through SystemExit or KeyboardInterrupt skips
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
         exp, self._exp = self._exp, None
-        if exp is not None and not exp._finished:
+        if exp is not None and not exp.finished:
             exp.finish()
 
     def __repr__(self) -> str:

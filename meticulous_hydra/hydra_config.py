@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .layout import to_jsonable
+from .layout import atomic_write_text, to_jsonable
 from .redact import Redactor
 
 MISSING = "???"
@@ -142,6 +142,4 @@ def _rewrite(path: Path, change: Any) -> None:
     before = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     after = change(copy.deepcopy(before))
     if after != before:
-        from .layout import atomic_write_text
-
         atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(after)))

@@ -16,6 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+# Older code imports these from here.
+from .exceptions import InvalidIdError, NotSerializable, RecordingError, StorageError
+
 FORMAT_VERSION = 1
 
 CONFIG_YAML = "config.yaml"
@@ -55,22 +58,6 @@ _ID_RE = re.compile(r"[A-Za-z0-9._-]{1,255}")
 # creates is writable by other users.
 DIR_MODE = 0o775
 FILE_MODE = 0o664
-
-
-class RecordingError(Exception):
-    """A run could not be recorded; the message says why and what to do."""
-
-
-class InvalidIdError(RecordingError, ValueError):
-    """An experiment id that is not one safe path component."""
-
-
-class StorageError(RecordingError, OSError):
-    """A file of the experiment could not be written (disk full, read-only, ...).
-    Built as ``StorageError(errno, message)``; prints as the message alone."""
-
-    def __str__(self) -> str:
-        return str(self.strerror)
 
 
 def make_dir(path: Path, *, exist_ok: bool = False) -> None:
@@ -149,6 +136,29 @@ def claim_next(root: Path) -> Path:
             ) from e
 
 
+def claim_folder(root: Path, experiment_id: str | None = None) -> tuple[Path, bool]:
+    """Create the folder of a new run under ``root`` (created already): the next
+    number, or ``experiment_id``. Returns the folder and whether it existed
+    (an explicit id, to be resumed); an id that is not a folder inside the
+    root is refused."""
+    if experiment_id is None:
+        return claim_next(root), False
+    folder = root / validate_id(experiment_id)
+    try:
+        make_dir(folder)
+    except FileExistsError:
+        if not inside(root, folder) or not folder.is_dir():
+            raise RecordingError(
+                f"{folder} is a link out of {root} or not a folder: choose another experiment id"
+            ) from None
+        return folder, True
+    except OSError as e:
+        raise StorageError(
+            e.errno, f"cannot create experiment folder {folder}: {e.strerror or e}"
+        ) from e
+    return folder, False
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` so that ``path`` holds either its old or its new content,
     whatever happens to the process meanwhile."""
@@ -212,10 +222,6 @@ def now() -> _dt.datetime:
 
 
 _ARRAY_MODULES = ("numpy", "torch", "jax", "jaxlib")
-
-
-class NotSerializable(TypeError):
-    """A value that has no faithful JSON form."""
 
 
 def to_jsonable(value: Any, *, strict: bool = True, key: str = "") -> Any:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import difflib
 import fnmatch
+import json
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
+from . import layout
 from .exceptions import UsageError
 from .query import QueryError, filter_frame, resolve_column
+from .reader import ExperimentReader, experiment_dirs, load_experiments
 from .table import is_missing, number, render
 
 if TYPE_CHECKING:
@@ -195,7 +199,7 @@ def pattern_columns(frame: pd.DataFrame, patterns: Sequence[str]) -> list[str]:
 
 
 def group_rows(frame: pd.DataFrame, keys: Sequence[str], for_table: bool) -> pd.DataFrame:
-    import pandas as pd
+    import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
     names = [_column(frame, k) for k in keys]
     # tuples (list values) and missing values both make pandas' grouping
@@ -236,11 +240,7 @@ def _mean_std(mean: float, std: float) -> str:
 
 
 def show_one(path: Path, tail: int = 20) -> str:
-    import json
-
-    import yaml
-
-    from .reader import ExperimentReader, experiment_dirs
+    import yaml  # ~13 ms: only to show one run
 
     if not path.is_dir():
         raise UsageError(f"no experiment folder {path}")
@@ -280,8 +280,6 @@ def show_one(path: Path, tail: int = 20) -> str:
 
 def _split_roots(args: argparse.Namespace) -> tuple[list[str], Path | None]:
     """ROOT/ID given as the only root means --show ID."""
-    from . import layout
-
     if args.show:
         if len(args.roots) != 1:
             raise UsageError("--show takes one root")
@@ -317,11 +315,8 @@ def _protect_descending(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
 
 
 def _output(args: argparse.Namespace) -> str:
-    from . import layout
-    from .reader import load_experiments
-
     if args.format not in _EXTRA_FORMATS:
-        from tabulate import tabulate_formats
+        from tabulate import tabulate_formats  # ~30 ms: only for a table format
 
         if args.format not in tabulate_formats:
             close = difflib.get_close_matches(
@@ -373,8 +368,6 @@ def _output(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import warnings
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -400,3 +400,12 @@ def test_requeued_job_continues_in_its_folder(tmp_path: Path) -> None:
     again = job_dir(str(root), "sweep-1", 3)  # what a requeued job 3 resolves
     assert first == again != other
     assert job_dir(str(root), "sweep-2", 3) not in (first, other)
+
+
+def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> None:
+    (edge_app / "experiments").mkdir()
+    (edge_app / "experiments" / "taken").write_text("a file, not a run\n")
+    proc = run_python(["app.py", ON, "hydra.callbacks.meticulous.experiment_id=taken"], edge_app)
+    assert proc.returncode == 1
+    assert "meticulous-hydra: error:" in proc.stderr and "not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr and "experiment" not in proc.stdout

@@ -517,3 +517,86 @@ def test_a_child_that_outlives_the_run(tmp_path: Path) -> None:
     out = (folder / "stdout").read_text()
     assert out.startswith("last line of the run\n") and "after finish" not in out
     assert "\x00" not in out  # the drain marker never shows
+
+
+def test_the_recorders_lower_modules_never_import_higher_ones() -> None:
+    # Imports go one way: hooks owns the active runs, experiment uses hooks.
+    import ast
+
+    lower = ("exceptions", "layout", "environment", "redact", "capture", "gitstate", "hooks")
+    higher = {"experiment", "hydra_callback", "hydra_config", "argparse_adapter", "reader"}
+    package = Path(layout.__file__).parent
+    for name in lower:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        imported = {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level > 0
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level > 0 and not node.module
+            for alias in node.names
+        }
+        assert not imported & higher, f"{name}.py imports {sorted(imported & higher)}"
+
+
+@pytest.mark.parametrize("how", ["norecord", "rank 1"])
+def test_a_run_that_records_nothing_is_still_a_whole_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # Code that reads exp.metadata or exp.git on rank 0 must work on every rank.
+    from meticulous_hydra import Experiment
+
+    monkeypatch.chdir(tmp_path)
+    if how == "rank 1":
+        monkeypatch.setenv("RANK", "1")
+    exp = Experiment({"lr": 0.1}, description="d", norecord=how == "norecord")
+    assert exp.norecord and exp.id is None and exp.git is None and not exp.resumed
+    assert exp.metadata["description"] == "d" and exp.metadata["start_time"]
+    assert exp.metadata["argv"] == sys.argv and exp.metadata["git"] is None
+    assert exp.config == {"lr": 0.1} and exp.restarts == 0
+    exp.summary({"x": 1})
+    exp.log({"y": 2}, step=0)
+    exp.finish()
+    assert exp.finished and list(tmp_path.iterdir()) == []
+
+
+def test_adapter_plumbing_stays_off_the_public_signature() -> None:
+    import inspect
+
+    from meticulous_hydra import Experiment
+
+    params = inspect.signature(Experiment).parameters
+    assert not {"folder", "git_state", "allow_dirty_hint"} & set(params)
+    assert "object at" not in str(inspect.signature(Experiment))
+
+
+def test_public_errors_live_in_exceptions_and_keep_their_old_names() -> None:
+    import ast
+
+    import meticulous_hydra
+    from meticulous_hydra import exceptions, experiment, gitstate, query
+
+    # a public error defined anywhere else belongs in exceptions.py
+    elsewhere = [
+        f"{module.name}: {node.name}"
+        for module in Path(layout.__file__).parent.glob("*.py")
+        if module.name != "exceptions.py"
+        for node in ast.walk(ast.parse(module.read_text()))
+        if isinstance(node, ast.ClassDef) and not node.name.startswith("_")
+        for base in node.bases
+        if getattr(base, "id", getattr(base, "attr", "")).endswith(("Error", "Exception"))
+    ]
+    assert elsewhere == []
+    old_homes = {
+        layout: ["RecordingError", "InvalidIdError", "StorageError", "NotSerializable"],
+        gitstate: ["DirtyRepoError"],
+        experiment: ["ResumeMismatchError"],
+        query: ["QueryError"],
+    }
+    for module, names in old_homes.items():
+        for name in names:
+            assert getattr(module, name) is getattr(exceptions, name)
+            assert getattr(meticulous_hydra, name) is getattr(exceptions, name)
+    assert issubclass(exceptions.DirtyRepoError, meticulous_hydra.RecordingError)

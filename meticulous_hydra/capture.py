@@ -85,7 +85,7 @@ class FdTee:
                 data = os.read(read_end, _CHUNK)
                 if not data:
                     break
-                data, carry = self._split_marker(carry + data)
+                data, carry, reached = self._split_marker(carry + data)
                 for name in list(targets):
                     try:
                         _write_all(targets[name], data)
@@ -98,6 +98,8 @@ class FdTee:
                             )
                             with contextlib.suppress(OSError):
                                 _write_all(targets["terminal"], message.encode())
+                if reached:  # only once what came before the marker is written
+                    self._drained.set()
             if carry:
                 for fd in targets.values():
                     _write_all(fd, carry)
@@ -111,17 +113,17 @@ class FdTee:
                 except OSError:
                     pass
 
-    def _split_marker(self, data: bytes) -> tuple[bytes, bytes]:
-        """Remove the drain marker from ``data`` (signalling it was reached);
+    def _split_marker(self, data: bytes) -> tuple[bytes, bytes, bool]:
+        """Remove the drain marker from ``data`` (and say whether it was there);
         hold back a tail that may be the start of one."""
         index = data.find(self._marker)
-        if index >= 0:
-            self._drained.set()
+        reached = index >= 0
+        if reached:
             data = data[:index] + data[index + len(self._marker) :]
         tail = data.rfind(b"\x00", max(0, len(data) - len(self._marker) + 1))
         if tail >= 0 and self._marker.startswith(data[tail:]):
-            return data[:tail], data[tail:]
-        return data, b""
+            return data[:tail], data[tail:], reached
+        return data, b"", reached
 
     def stop(self) -> None:
         """Point ``fd`` back where it was, once all the run wrote is copied."""

@@ -10,7 +10,6 @@ it creates the output dir, and the resolver claims the folder there.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import sys
 import time
@@ -36,35 +35,10 @@ _FLAG = "hydra.callbacks.meticulous"
 
 
 def job_dir(root: str, sweep_id: str, job_num: int) -> str:
-    """Claim the folder of job ``job_num`` of sweep ``sweep_id`` (the resolver).
-
-    A marker ``.sweeps/<sweep_id>/<job_num>`` links the job to its folder, so
-    a job that SLURM requeues finds its folder again instead of a new number.
-    """
-    root_path = layout.ensure_root(root)
-    marker_dir = root_path / layout.SWEEPS_DIR / layout.validate_id(sweep_id)
-    marker = marker_dir / str(int(job_num))
-    try:
-        return _marked_folder(root_path, marker)
-    except FileNotFoundError:
-        pass
-    folder = layout.claim_next(root_path)
-    try:
-        layout.make_dir(marker_dir, exist_ok=True)
-        # a symlink is created whole or not at all; relative, so that the
-        # root can be copied or moved with it
-        os.symlink(f"../../{folder.name}", marker)
-    except FileExistsError:
-        # the same job started twice at once: the first one's folder wins
-        folder.rmdir()
-        return _marked_folder(root_path, marker)
-    except OSError as e:
-        raise RecordingError(f"cannot write the sweep marker {marker}: {e.strerror or e}") from e
-    return str(folder)
-
-
-def _marked_folder(root: Path, marker: Path) -> str:
-    return str(root / layout.validate_id(os.path.basename(os.readlink(marker))))
+    """Claim the folder of job ``job_num`` of sweep ``sweep_id`` (the resolver);
+    a job that SLURM requeues finds its folder again (see
+    :func:`layout.claim_sweep_folder`)."""
+    return str(layout.claim_sweep_folder(layout.ensure_root(root), sweep_id, job_num))
 
 
 def _register_resolver() -> None:

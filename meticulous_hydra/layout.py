@@ -34,6 +34,8 @@ PACKAGES = "packages.txt"  # name==version of every installed distribution
 ROOT_GITIGNORE = ".gitignore"
 # Requeued SLURM jobs find their folder again through markers kept here.
 SWEEPS_DIR = ".sweeps"
+# One empty folder per number ever given in the root, so that none is given twice.
+NUMBERS_DIR = ".numbers"
 
 RUNNING = "RUNNING"
 SUCCESS = "SUCCESS"
@@ -114,18 +116,28 @@ def ensure_root(root: str | os.PathLike[str]) -> Path:
     return path
 
 
+def _largest_number(folder: Path) -> int:
+    try:
+        return max((int(e.name) for e in os.scandir(folder) if is_numbered(e.name)), default=0)
+    except FileNotFoundError:
+        return 0
+
+
 def claim_next(root: Path) -> Path:
     """Atomically create the next numbered folder under ``root`` and return it.
 
-    ``mkdir`` either creates the folder or fails, on local and network file
-    systems alike, so two processes can never get the same number; a loser of
-    a race simply tries the next one.
+    A number is taken by creating its marker ``.numbers/N`` and then the
+    folder ``N``, both with ``mkdir``, which either creates or fails, on local
+    and network file systems alike: two processes never get the same number,
+    a loser of a race tries the next one, and a number stays taken after its
+    folder is deleted. The next number is one more than the largest marker or
+    folder, so roots from before the markers keep their numbers.
     """
-    numbers = [int(e.name) for e in os.scandir(root) if is_numbered(e.name)]
-    candidate = max(numbers, default=0) + 1
+    candidate = max(_largest_number(root), _largest_number(root / NUMBERS_DIR)) + 1
     while True:
         path = root / str(candidate)
         try:
+            make_dir(root / NUMBERS_DIR / str(candidate))
             make_dir(path)
             return path
         except FileExistsError:
@@ -145,6 +157,8 @@ def claim_folder(root: Path, experiment_id: str | None = None) -> tuple[Path, bo
         return claim_next(root), False
     folder = root / validate_id(experiment_id)
     try:
+        if is_numbered(experiment_id):  # a number chosen by hand is never given again either
+            make_dir(root / NUMBERS_DIR / experiment_id, exist_ok=True)
         make_dir(folder)
     except FileExistsError:
         if not inside(root, folder) or not folder.is_dir():
@@ -157,6 +171,60 @@ def claim_folder(root: Path, experiment_id: str | None = None) -> tuple[Path, bo
             e.errno, f"cannot create experiment folder {folder}: {e.strerror or e}"
         ) from e
     return folder, False
+
+
+def claim_sweep_folder(root: Path, sweep_id: str, job_num: int) -> Path:
+    """The folder of job ``job_num`` of Hydra sweep ``sweep_id`` under ``root``.
+
+    The link ``.sweeps/<sweep_id>/<job_num>`` names it, so that a job that
+    SLURM requeues continues in its folder. A link is followed only to a folder
+    recorded for this very job (its metadata.json names this sweep and job
+    number, or it has none yet); otherwise the job gets a new numbered folder
+    and the link is replaced.
+    """
+    job_num = int(job_num)
+    link = root / SWEEPS_DIR / validate_id(sweep_id) / str(job_num)
+    found = _linked_folder(root, link, sweep_id, job_num)
+    if found is not None:
+        return found
+    folder = claim_next(root)
+    # relative, so that the root can be copied or moved with its links
+    target = f"../../{folder.name}"
+    try:
+        make_dir(link.parent, exist_ok=True)
+        try:
+            os.symlink(target, link)  # created whole or not at all
+        except FileExistsError:
+            found = _linked_folder(root, link, sweep_id, job_num)
+            if found is not None:  # the same job started twice at once: the first one wins
+                folder.rmdir()
+                return found
+            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+            os.symlink(target, tmp)
+            os.replace(tmp, link)  # the stale link, replaced whole
+    except OSError as e:
+        raise RecordingError(f"cannot write the sweep link {link}: {e.strerror or e}") from e
+    return folder
+
+
+def _linked_folder(root: Path, link: Path, sweep_id: str, job_num: int) -> Path | None:
+    """The folder ``link`` names if it was recorded for this job, else None."""
+    try:
+        folder = root / validate_id(os.path.basename(os.readlink(link)))
+    except (OSError, InvalidIdError):  # no link (or not a link), or one out of the root
+        return None
+    if not folder.is_dir() or not inside(root, folder):
+        return None
+    try:
+        meta = read_json(folder / METADATA)
+    except FileNotFoundError:
+        return folder  # claimed for this job, which has not started recording yet
+    except (OSError, ValueError):
+        return None
+    sweep = meta.get("sweep") if isinstance(meta, dict) else None
+    if isinstance(sweep, dict) and (sweep.get("id"), sweep.get("job_num")) == (sweep_id, job_num):
+        return folder
+    return None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

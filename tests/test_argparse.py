@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import PROJECT, git, run_python, status_of, write_script
+from helpers import PROJECT, git, metadata_of, run_python, status_of, write_script
 
 FEATURES = """
 import argparse, enum, sys
@@ -54,7 +53,7 @@ def features(repo: Path) -> Path:
 def recorded(repo: Path, n: int = 1) -> tuple[dict, dict]:
     folder = repo / "experiments" / str(n)
     config = yaml.safe_load((folder / "config.yaml").read_text())
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     return config, meta
 
 
@@ -156,12 +155,10 @@ def test_defaults_of_the_meticulous_group_can_be_set_by_the_script(repo: Path) -
         commit=True,
     )
     run_python(["s.py"], repo, check=True)
-    meta = json.loads((repo / "runs" / "1" / "metadata.json").read_text())
+    meta = metadata_of(repo / "runs" / "1")
     assert meta["description"] == "baseline sweep"
     run_python(["s.py", "--description", "other", "--experiments-dir", "runs2"], repo, check=True)
-    assert (
-        json.loads((repo / "runs2" / "1" / "metadata.json").read_text())["description"] == "other"
-    )
+    assert metadata_of(repo / "runs2" / "1")["description"] == "other"
 
 
 def test_help_and_parse_errors_create_nothing(features: Path) -> None:
@@ -199,7 +196,7 @@ def test_resume_with_experiment_id(features: Path) -> None:
     base = ["feat.py", "d", "--required", "x", "--experiment-id", "run-a"]
     run_python(base, features, check=True)
     run_python(base, features, check=True)
-    meta = json.loads((features / "experiments" / "run-a" / "metadata.json").read_text())
+    meta = metadata_of(features / "experiments" / "run-a")
     assert meta["restarts"] == 1
     proc = run_python([*base, "--lr", "0.9"], features)
     assert proc.returncode == 1 and "config differs in lr" in proc.stderr
@@ -231,7 +228,7 @@ def test_a_loop_of_experiments_in_one_script(repo: Path) -> None:
         folder = repo / "experiments" / str(seed + 1)
         assert (folder / "stdout").read_text() == f"seed {seed}\n"
         assert status_of(folder)[0] == "SUCCESS"
-        assert json.loads((folder / "metadata.json").read_text())["overrides"] == ["lr=0.2"]
+        assert metadata_of(folder)["overrides"] == ["lr=0.2"]
     assert proc.stdout.count("seed") == 3
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import subprocess
@@ -11,17 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import watchdog
+from helpers import metadata_of, record, watchdog
 from pandas.testing import assert_frame_equal
 
 from meticulous_hydra import Experiment, cache, layout, load_experiments
-
-
-def record(root: Path, **config) -> Experiment:
-    exp = Experiment(config, root=root, capture_output=False, code_dir=root.parent)
-    exp.summary({"loss": config.get("lr", 0.0) * 2})
-    exp.finish()
-    return exp
 
 
 @pytest.fixture
@@ -34,14 +26,14 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_warm_and_incremental_loads_match_a_fresh_read(tmp_path: Path, cache_dir: Path) -> None:
     root = tmp_path / "experiments"
     for lr in (0.1, 0.2, 0.3):
-        record(root, lr=lr, seed=1)
+        record(root, {"lr": lr, "seed": 1}, {"loss": lr * 2})
     first = load_experiments(root)
     cache.flush()
     assert len(list(cache_dir.glob("*.pickle"))) == 1
     assert_frame_equal(load_experiments(root), first)
     # new runs, a new column, a changed status, a removed folder
-    record(root, lr=0.4, seed=2, extra=True)
-    record(root, lr=0.5, seed=3)
+    record(root, {"lr": 0.4, "seed": 2, "extra": True}, {"loss": 0.8})
+    record(root, {"lr": 0.5, "seed": 3}, {"loss": 1.0})
     layout.write_status(root / "2" / "STATUS", "ERROR", "Traceback\nValueError: later")
     for name in os.listdir(root / "3"):
         os.unlink(root / "3" / name)
@@ -91,7 +83,7 @@ def test_running_runs_are_checked_every_time(tmp_path: Path, cache_dir: Path) ->
 
 def test_a_damaged_or_foreign_cache_is_ignored(tmp_path: Path, cache_dir: Path) -> None:
     root = tmp_path / "experiments"
-    record(root, lr=0.1)
+    record(root, {"lr": 0.1}, {"loss": 0.2})
     expected = load_experiments(root)
     cache.flush()
     (path,) = cache_dir.glob("*.pickle")
@@ -114,7 +106,7 @@ def test_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("METICULOUS_HYDRA_CACHE_DIR", "off")
     assert cache.cache_dir() is None
     root = tmp_path / "experiments"
-    record(root, lr=0.1)
+    record(root, {"lr": 0.1}, {"loss": 0.2})
     assert load_experiments(root).loc["1", "config.lr"] == 0.1
     monkeypatch.delenv("METICULOUS_HYDRA_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -129,11 +121,11 @@ def test_a_reader_subclass_has_its_own_cache(tmp_path: Path, cache_dir: Path) ->
             return {**super().row(), "extra": 1}
 
     root = tmp_path / "experiments"
-    record(root, lr=0.1)
+    record(root, {"lr": 0.1}, {"loss": 0.2})
     assert "extra" not in load_experiments(root).columns
     assert load_experiments(root, reader=Extra)["extra"].tolist() == [1]
     assert "extra" not in load_experiments(root).columns
-    assert isinstance(json.loads((root / "1" / "metadata.json").read_text()), dict)
+    assert isinstance(metadata_of(root / "1"), dict)
     assert pd.api.types.is_float_dtype(load_experiments(root)["config.lr"])
 
 
@@ -147,7 +139,7 @@ def test_a_reader_can_opt_out_of_the_cache(tmp_path: Path, cache_dir: Path) -> N
             return {**super().row(), "note": (self.path / "note.txt").read_text()}
 
     root = tmp_path / "experiments"
-    exp = record(root, lr=0.1)
+    exp = record(root, {"lr": 0.1}, {"loss": 0.2})
     (exp.dir / "note.txt").write_text("first")
     assert load_experiments(root, reader=Live).loc["1", "note"] == "first"
     with open(exp.dir / "note.txt", "w") as f:  # edited in place: the folder's mtime stays

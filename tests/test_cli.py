@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, git, run_python
+from helpers import git, make_app_repo, run_python
 
 CLI = str(Path(sys.executable).with_name("meticulous-summary"))
 
@@ -27,15 +27,8 @@ def summary(*args: str, cwd: Path, columns: int | None = None) -> subprocess.Com
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A root with a Hydra sweep (one failing job) and two argparse runs."""
-    from conftest import make_repo
-
-    repo = tmp_path_factory.mktemp("cli") / "app"
-    repo.mkdir()
-    shutil.copytree(PROJECT / "conf", repo / "conf")
-    (repo / "examples").mkdir()
-    for name in ("train.py", "train_argparse.py"):
-        shutil.copy(PROJECT / "examples" / name, repo / "examples" / name)
-    make_repo(repo, {".gitignore": "multirun/\n"})
+    # the app_repo fixture's repository, once for the whole module
+    repo = make_app_repo(tmp_path_factory.mktemp("cli") / "app", ("train.py", "train_argparse.py"))
     run_python(
         [
             "examples/train.py",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import make_repo, run_python, status_of
+from helpers import make_repo, metadata_of, run_python, status_of
 
 APP = """
 import os, subprocess, sys
@@ -52,7 +52,7 @@ def test_slurm_variables_are_recorded(tmp_path: Path) -> None:
         "SLURM_PROCID": "0",
     }
     run_python(["app.py", "hydra/callbacks=meticulous", "+x=1"], repo, env=slurm, check=True)
-    meta = json.loads((repo / "experiments" / "1" / "metadata.json").read_text())
+    meta = metadata_of(repo / "experiments" / "1")
     assert meta["slurm"] == {
         "job_id": "4242",
         "array_job_id": "4240",
@@ -84,7 +84,7 @@ def test_requeued_submitit_job_continues_in_its_folder(tmp_path: Path) -> None:
     failed = [p for p in root.iterdir() if p.name.isdigit() and status_of(p)[0] == "ERROR"]
     assert len(failed) == 1
     folder = failed[0]
-    first = json.loads((folder / "metadata.json").read_text())
+    first = metadata_of(folder)
     # A requeue (SLURM after preemption, or submitit's checkpoint()) runs the
     # same pickled job again: re-run it exactly as submitit's job script does.
     job_id = first["hydra"]["job_id"]
@@ -115,7 +115,7 @@ def test_requeued_submitit_job_continues_in_its_folder(tmp_path: Path) -> None:
     )
     assert sorted(p.name for p in root.iterdir() if p.name.isdigit()) == ["1", "2"]  # no new folder
     assert status_of(folder)[0] == "SUCCESS"
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     assert meta["restarts"] == 1 and len(meta["restart_times"]) == 1
     assert meta["start_time"] == first["start_time"]
     out = (folder / "stdout").read_text()
@@ -149,7 +149,7 @@ def test_a_rank_relaunched_into_the_run_dir_does_not_clobber_it(tmp_path: Path) 
     root = repo / "experiments"
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == ["1"]
     folder = root / "1"
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     assert meta["pid"] == int(proc.stdout.split("task in ")[1].split()[0])  # the parent's record
     assert meta["restarts"] == 0 and status_of(folder)[0] == "SUCCESS"
     assert (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_repo, run_python, status_of, watchdog, write_script
+from helpers import make_repo, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import Experiment, RecordingError, load_experiments
 from meticulous_hydra.reader import ExperimentReader

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import git, make_repo, run_python, status_of
+from helpers import git, make_repo, metadata_of, run_python, status_of
 
 ON = "hydra/callbacks=meticulous"
 
 
 def folders(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
-
-
-def meta(folder: Path) -> dict:
-    return json.loads((folder / "metadata.json").read_text())
 
 
 def test_single_run(app_repo: Path) -> None:
@@ -38,7 +34,7 @@ def test_single_run(app_repo: Path) -> None:
     assert "hydra" not in config
     # Hydra's own copy stays unresolved
     assert "${hydra:runtime.output_dir}" in (folder / ".hydra" / "config.yaml").read_text()
-    m = meta(folder)
+    m = metadata_of(folder)
     assert m["overrides"] == ["optimizer=adam", "seed=3"]
     assert m["hydra"]["choices"] == {"data": "synthetic", "optimizer": "adam", "model": "mlp"}
     assert m["hydra"]["job_name"] == "train" and m["hydra"]["mode"] == "RUN"
@@ -56,7 +52,7 @@ def test_single_run(app_repo: Path) -> None:
 def check_sweep(root: Path, jobs: int, failing: set[int]) -> list[dict]:
     found = folders(root)
     assert [p.name for p in found] == [str(i) for i in range(1, jobs + 1)]
-    metas = [meta(f) for f in found]
+    metas = [metadata_of(f) for f in found]
     assert sorted(m["sweep"]["job_num"] for m in metas) == list(range(jobs))
     assert len({m["sweep"]["id"] for m in metas}) == 1
     for folder, m in zip(found, metas, strict=True):
@@ -110,7 +106,7 @@ def test_multirun_joblib_launcher(app_repo: Path) -> None:
     run_python(
         ["examples/train.py", "-m", ON, "hydra/launcher=joblib", "seed=1,2"], app_repo, check=True
     )
-    later = [meta(app_repo / "experiments" / n) for n in ("9", "10")]
+    later = [metadata_of(app_repo / "experiments" / n) for n in ("9", "10")]
     assert later[0]["sweep"]["id"] == later[1]["sweep"]["id"] != metas[0]["sweep"]["id"]
 
 
@@ -218,7 +214,7 @@ def test_resolution_missing_values_and_secrets(edge_app: Path) -> None:
     assert config["required"] == "???" and config["points_to_missing"] == "???"
     assert config["api_token"] == "<redacted>" and config["db"]["password"] == "<redacted>"
     assert config["api_key"] == "<redacted>" and config["db"]["host"] == "remote"
-    m = meta(folder)
+    m = metadata_of(folder)
     assert sorted(m["missing"]) == ["points_to_missing", "required"]
     assert "+api_key=<redacted>" in m["overrides"] and "+api_key=<redacted>" in m["argv"]
     # no secret in any file of the folder, Hydra's own copies in .hydra/ included
@@ -290,7 +286,7 @@ def test_declared_by_hand_with_target_next_to_another_callback(edge_app: Path) -
     git(edge_app, "commit", "-qam", "by hand")
     proc = run_python(["app.py"], edge_app, check=True)
     assert "experiment 1" in proc.stdout
-    assert meta(edge_app / "runs" / "1")["description"] == "by hand"
+    assert metadata_of(edge_app / "runs" / "1")["description"] == "by hand"
     proc = run_python(["app.py", "-m", "mode=ok,exit0"], edge_app, check=True)
     assert [p.name for p in folders(edge_app / "runs")] == ["1", "2", "3"]
     assert "LogJobReturnCallback" not in proc.stderr
@@ -299,7 +295,7 @@ def test_declared_by_hand_with_target_next_to_another_callback(edge_app: Path) -
 def test_user_run_dir_is_respected(edge_app: Path) -> None:
     run_python(["app.py", ON, "hydra.run.dir=my_runs/special"], edge_app, check=True)
     folder = edge_app / "my_runs" / "special"
-    assert status_of(folder)[0] == "SUCCESS" and meta(folder)["id"] == "special"
+    assert status_of(folder)[0] == "SUCCESS" and metadata_of(folder)["id"] == "special"
     assert not (edge_app / "experiments" / "1").exists()
 
 
@@ -318,7 +314,7 @@ def test_user_sweep_subdir_is_respected(edge_app: Path) -> None:
     )
     for num in (0, 1):
         folder = edge_app / "sweeps" / f"job_{num}"
-        assert status_of(folder)[0] == "SUCCESS" and meta(folder)["sweep"]["job_num"] == num
+        assert status_of(folder)[0] == "SUCCESS" and metadata_of(folder)["sweep"]["job_num"] == num
     assert not (edge_app / "experiments").exists()
 
 
@@ -334,7 +330,7 @@ def test_options_from_the_command_line(edge_app: Path) -> None:
         edge_app,
         check=True,
     )
-    assert meta(edge_app / "elsewhere" / "base")["description"] == "first try"
+    assert metadata_of(edge_app / "elsewhere" / "base")["description"] == "first try"
     proc = run_python(
         ["app.py", ON, "hydra.callbacks.meticulous.norecord=true"], edge_app, check=True
     )
@@ -400,6 +396,46 @@ def test_requeued_job_continues_in_its_folder(tmp_path: Path) -> None:
     again = job_dir(str(root), "sweep-1", 3)  # what a requeued job 3 resolves
     assert first == again != other
     assert job_dir(str(root), "sweep-2", 3) not in (first, other)
+
+
+def test_a_sweep_link_to_another_runs_folder_is_never_followed(tmp_path: Path) -> None:
+    import shutil
+
+    from meticulous_hydra import layout
+    from meticulous_hydra.hydra_callback import job_dir
+
+    root = tmp_path / "experiments"
+    link = root / ".sweeps" / "sweep-1" / "5"
+
+    def record_as(folder: Path, sweep: dict | None) -> None:
+        layout.write_json(folder / "metadata.json", {"id": folder.name, "sweep": sweep})
+
+    first = Path(job_dir(str(root), "sweep-1", 5))
+    record_as(first, {"id": "sweep-1", "job_num": 5, "dir": "/x"})
+    assert job_dir(str(root), "sweep-1", 5) == str(first)  # a requeued job continues there
+    # The folder is deleted; the next run gets a new number, and job 5 a new folder.
+    shutil.rmtree(first)
+    unrelated = layout.claim_next(root)
+    record_as(unrelated, None)
+    second = Path(job_dir(str(root), "sweep-1", 5))
+    assert second not in (first, unrelated) and link.resolve() == second
+    # Links that name another run's folder (an older version reused numbers,
+    # or the link was copied) are replaced, and the other run is left alone.
+    for sweep in (None, {"id": "sweep-2", "job_num": 5}, {"id": "sweep-1", "job_num": 4}):
+        link.unlink()
+        link.symlink_to(f"../../{unrelated.name}")
+        record_as(unrelated, sweep)
+        again = Path(job_dir(str(root), "sweep-1", 5))
+        assert again != unrelated and link.resolve() == again
+        assert metadata_of(unrelated)["sweep"] == sweep
+    # nor is one to a folder that is a link out of the root, whatever it holds
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    record_as(outside, {"id": "sweep-1", "job_num": 5})
+    (root / "99").symlink_to(outside)
+    link.unlink()
+    link.symlink_to("../../99")
+    assert Path(job_dir(str(root), "sweep-1", 5)) not in (root / "99", outside)
 
 
 def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> None:

@@ -12,21 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PROJECT, git, run_python, watchdog
+from helpers import PROJECT, git, metadata_of, record, run_python, watchdog
 
 from meticulous_hydra import Experiment, ExperimentReader, Experiments, load_experiments
 from meticulous_hydra.frame import STANDARD_COLUMNS
 from meticulous_hydra.reader import ReadWarning
-
-
-def record(
-    root: Path, config: dict, summary: dict | None = None, status: str | None = None, **kw
-) -> Experiment:
-    exp = Experiment(config, root=root, capture_output=False, code_dir=root.parent, **kw)
-    if summary:
-        exp.summary(summary)
-    exp.finish(status)
-    return exp
 
 
 @pytest.fixture
@@ -189,7 +179,7 @@ def test_died_runs(tmp_path: Path) -> None:
         p.stdout.close()
     # another host: judged by the heartbeat (STATUS's mtime)
     folder = tmp_path / "experiments" / "1"
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     meta["host"] = "some-other-node"
     (folder / "metadata.json").write_text(json.dumps(meta))
     (folder / "STATUS").write_text("RUNNING\n")

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, make_repo, run_python, status_of, watchdog, write_script
+from helpers import git, make_repo, metadata_of, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import layout
 
@@ -66,7 +66,7 @@ def test_status_follows_how_the_run_ends(
     got_status, got_detail = status_of(folder)
     assert got_status == status
     assert detail in got_detail
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     assert meta["end_time"] is not None and meta["duration"] >= 0
     if mode == "raise":
         assert got_detail.startswith("Traceback (most recent call last):")
@@ -87,7 +87,7 @@ def test_files_of_a_run(script: Path) -> None:
         "name": "mlp",
     }
     assert json.loads((folder / "config.json").read_text())["layers"] == [64, 32]
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     head = git(script.parent, "rev-parse", "HEAD").strip()
     assert meta["git"]["sha"] == head
     assert meta["git"]["branch"] == "main"
@@ -135,7 +135,7 @@ def test_allow_dirty_saves_diff_and_untracked(repo: Path) -> None:
     (repo / "notes.txt").write_text("untracked\n")
     run_python(["run.py"], repo, check=True)
     folder = repo / "experiments" / "1"
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     assert meta["git"]["dirty"] is True
     assert meta["git"]["modified"] == ["README"]
     assert set(meta["git"]["untracked"]) == {"notes.txt", "run.py"}
@@ -152,7 +152,7 @@ def test_outside_a_git_repository(tmp_path: Path) -> None:
     proc = run_python(["run.py"], tmp_path, check=True)
     assert proc.stderr.count("not in a git repository") == 1  # warned once
     for n in ("1", "2"):
-        meta = json.loads((tmp_path / "experiments" / n / "metadata.json").read_text())
+        meta = metadata_of(tmp_path / "experiments" / n)
         assert meta["git"] is None
         assert status_of(tmp_path / "experiments" / n)[0] == "SUCCESS"
 
@@ -164,6 +164,36 @@ def test_numbering_skips_custom_ids_and_keeps_gaps(tmp_path: Path) -> None:
     (root / "best-run").mkdir()
     (root / "7").mkdir()
     assert layout.claim_next(root).name == "8"
+
+
+def test_a_number_is_never_given_twice_even_after_its_folder_is_deleted(tmp_path: Path) -> None:
+    import shutil
+
+    from meticulous_hydra import Experiment
+
+    root = layout.ensure_root(tmp_path / "experiments")
+    assert [layout.claim_next(root).name for _ in range(25)][-1] == "25"
+    shutil.rmtree(root / "24")
+    shutil.rmtree(root / "25")
+    exp = Experiment({}, root=root, capture_output=False, code_dir=tmp_path)
+    exp.finish()
+    assert exp.id == "26"
+    (root / "26").rename(root / ".trash-26")  # moved aside, as `meticulous rm` does
+    assert layout.claim_next(root).name == "27"
+    # a number the user chose is never given by the numbering either
+    exp = Experiment({}, root=root, experiment_id="40", capture_output=False, code_dir=tmp_path)
+    exp.finish()
+    shutil.rmtree(root / "40")
+    assert layout.claim_next(root).name == "41"
+
+
+def test_a_root_from_before_the_number_markers_keeps_its_numbers(tmp_path: Path) -> None:
+    root = tmp_path / "experiments"
+    for n in (1, 2, 5):
+        (root / str(n)).mkdir(parents=True)
+    assert layout.claim_next(root).name == "6"
+    (root / "6").rmdir()
+    assert layout.claim_next(root).name == "7"
 
 
 @pytest.mark.parametrize("bad", ["../x", "/abs", "a/b", "", ".", "..", "a\x00b", "x" * 256, "a b"])
@@ -332,9 +362,9 @@ def test_resume_by_id(repo: Path) -> None:
     )
     run_python(["run.py", "0.1", "1"], repo, check=True)
     folder = repo / "experiments" / "baseline"
-    first = json.loads((folder / "metadata.json").read_text())
+    first = metadata_of(folder)
     run_python(["run.py", "0.1", "2"], repo, check=True)
-    meta = json.loads((folder / "metadata.json").read_text())
+    meta = metadata_of(folder)
     assert meta["restarts"] == 1 and meta["start_time"] == first["start_time"]
     assert json.loads((folder / "summary.json").read_text()) == {"epoch": 2}
     out = (folder / "stdout").read_text()
@@ -417,7 +447,7 @@ def test_git_state_of_the_scripts_repo_not_the_cwd(tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     run_python([str(code_repo / "run.py")], elsewhere, check=True)
-    meta = json.loads((elsewhere / "experiments" / "1" / "metadata.json").read_text())
+    meta = metadata_of(elsewhere / "experiments" / "1")
     assert meta["git"]["toplevel"] == str(code_repo)
 
 

@@ -1,0 +1,135 @@
+"""Helpers shared by the tests: real git repositories in temp dirs, real
+subprocesses, and short ways to record a run and read its metadata and status.
+
+Test modules import them with ``from helpers import ...`` (pytest puts this
+folder on ``sys.path``); the fixtures built on them are in conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+# Commits in test repos must not depend on the machine's git config.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+os.environ.update(GIT_ENV)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    for name, text in (files or {"README": "test repo\n"}).items():
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial commit")
+    return path
+
+
+def make_app_repo(path: Path, examples: tuple[str, ...] = ("train.py",)) -> Path:
+    """A git repository at ``path`` holding a copy of the example Hydra app's
+    conf/ and of ``examples``."""
+    path.mkdir(parents=True)
+    shutil.copytree(PROJECT / "conf", path / "conf")
+    (path / "examples").mkdir()
+    for name in examples:
+        shutil.copy(PROJECT / "examples" / name, path / "examples" / name)
+    return make_repo(path, {".gitignore": "multirun/\noutputs/\n"})
+
+
+def run_python(
+    args: list[str],
+    cwd: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run Python like hydra-core's tests do: a subprocess with -Werror."""
+    proc = subprocess.run(
+        [sys.executable, "-Werror", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def write_script(directory: Path, name: str, source: str, *, commit: bool = False) -> Path:
+    """Write a dedented script; with ``commit``, commit it to the repo at ``directory``."""
+    path = directory / name
+    path.write_text(textwrap.dedent(source))
+    if commit:
+        git(directory, "add", name)
+        git(directory, "commit", "-q", "-m", f"add {name}")
+    return path
+
+
+def record(
+    root: Path,
+    config: dict[str, Any] | None = None,
+    summary: dict[str, Any] | None = None,
+    status: str | None = None,
+    **kw: Any,
+) -> Any:
+    """Record one finished run in-process (no git, no capture) and return its Experiment."""
+    from meticulous_hydra import Experiment
+
+    exp = Experiment(config, root=root, capture_output=False, code_dir=root.parent, **kw)
+    if summary:
+        exp.summary(summary)
+    exp.finish(status)
+    return exp
+
+
+def metadata_of(folder: Path) -> dict[str, Any]:
+    """The metadata.json of an experiment folder (named like ``status_of``, so
+    that tests keep ``meta`` for the dict)."""
+    return json.loads((folder / "metadata.json").read_text())
+
+
+def status_of(folder: Path) -> tuple[str, str]:
+    first, _, rest = (folder / "STATUS").read_text().partition("\n")
+    return first, rest
+
+
+@contextlib.contextmanager
+def watchdog(proc: subprocess.Popen, seconds: float = 120):
+    """Kill ``proc`` if the block takes longer than ``seconds``: a test that
+    reads a child's pipe then fails instead of hanging."""
+    timer = threading.Timer(seconds, proc.kill)
+    timer.start()
+    try:
+        yield proc
+    finally:
+        timer.cancel()

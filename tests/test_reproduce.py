@@ -14,17 +14,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import PROJECT, git, make_repo, run_python, write_script
+from helpers import PROJECT, git, make_repo, metadata_of, run_python, write_script
 
 from meticulous_hydra import Experiment, cli, summary_cli
 from meticulous_hydra.attempts import latest_attempts
 from meticulous_hydra.reproduce import _hydra_job_argv, config_differences, load_run
 
 ON = "hydra/callbacks=meticulous"
-
-
-def meta(folder: Path) -> dict:
-    return json.loads((folder / "metadata.json").read_text())
 
 
 def read(folder: Path, name: str) -> dict:
@@ -37,7 +33,7 @@ def runs(root: Path) -> list[Path]:
 
 def reproducing(root: Path, run_id: str) -> list[Path]:
     found = (f for f in root.iterdir() if (f / "metadata.json").exists())
-    return [f for f in found if meta(f).get("reproduces") == run_id]
+    return [f for f in found if metadata_of(f).get("reproduces") == run_id]
 
 
 def commit_all(repo: Path, message: str) -> None:
@@ -56,7 +52,7 @@ def user_state(repo: Path) -> tuple[str, str, str, str]:
 
 
 def assert_same_results(old: Path, new: Path) -> None:
-    assert meta(new)["description"].startswith(f"reproduces run {old.name}")
+    assert metadata_of(new)["description"].startswith(f"reproduces run {old.name}")
     assert config_differences(load_run(old), load_run(new)) == []
     assert read(new, "summary.json") == read(old, "summary.json")
     assert (new / "STATUS").read_text().startswith("SUCCESS")
@@ -73,7 +69,7 @@ def test_packages_python_and_config_hash_are_recorded(repo: Path) -> None:
     assert lines == sorted(lines) and all("==" in line for line in lines)
     names = dict(line.split("==") for line in lines)
     assert names["hydra-core"] and names["pyyaml"] and names["meticulous-hydra"] == "0.1.0"
-    m = meta(exp.dir)
+    m = metadata_of(exp.dir)
     assert m["python"] == {
         "version": ".".join(map(str, sys.version_info[:3])),
         "executable": sys.executable,
@@ -84,7 +80,7 @@ def test_packages_python_and_config_hash_are_recorded(repo: Path) -> None:
     same = {"model": {"name": "mlp", "layers": [64, 64]}, "lr": 0.1}
     with Experiment(same, root=repo / "exp", code_dir=repo, capture_output=False) as again:
         pass
-    assert meta(again.dir)["config_hash"] == m["config_hash"]
+    assert metadata_of(again.dir)["config_hash"] == m["config_hash"]
     assert "reproduces" not in m and "rerun_of" not in m
 
 
@@ -198,7 +194,7 @@ def test_hydra_run_with_a_dirty_diff_and_an_untracked_module_three_commits_on(
     (new,) = reproducing(root, "1")
     assert_same_results(old, new)
     assert read(new, "summary.json")["bonus"] == 0.25
-    assert meta(new)["overrides"] == ["optimizer=adam", "seed=4"]
+    assert metadata_of(new)["overrides"] == ["optimizer=adam", "seed=4"]
     assert user_state(app_repo) == before
 
 
@@ -211,15 +207,15 @@ def test_a_joblib_sweep_job_is_reproduced_alone(
         check=True,
     )
     root = app_repo / "experiments"
-    job = next(f for f in runs(root) if meta(f)["overrides"] == ["seed=2", "optimizer=adam"])
+    job = next(f for f in runs(root) if metadata_of(f)["overrides"] == ["seed=2", "optimizer=adam"])
     capfd.readouterr()
     assert cli.main(["reproduce", job.name, "--root", str(root), "--run"]) == 0
     out = capfd.readouterr().out
-    assert f"of sweep {meta(job)['sweep']['id']}" in out
+    assert f"of sweep {metadata_of(job)['sweep']['id']}" in out
     assert "examples/train.py hydra/callbacks=meticulous seed=2 optimizer=adam" in out
     (new,) = reproducing(root, job.name)
-    assert meta(new)["sweep"] is None and meta(new)["hydra"]["mode"] == "RUN"
-    assert meta(new)["overrides"] == ["seed=2", "optimizer=adam"]
+    assert metadata_of(new)["sweep"] is None and metadata_of(new)["hydra"]["mode"] == "RUN"
+    assert metadata_of(new)["overrides"] == ["seed=2", "optimizer=adam"]
     assert_same_results(job, new)
 
 
@@ -353,7 +349,7 @@ def test_a_commit_the_repository_lacks_is_one_line(
     commit_all(repo, "to be dropped")
     with Experiment({}, root=repo / "exp", code_dir=repo, capture_output=False) as exp:
         pass
-    sha = meta(exp.dir)["git"]["sha"]
+    sha = metadata_of(exp.dir)["git"]["sha"]
     # history rewritten: the commit is gone from the repository
     git(repo, "reset", "-q", "--hard", "HEAD~1")
     git(repo, "reflog", "expire", "--expire=now", "--all")
@@ -460,14 +456,14 @@ def test_package_drift_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture
     subprocess.run([python, "uses.py"], cwd=repo, check=True, capture_output=True)
     run = repo / "experiments" / "1"
     assert "tinypkg==1.0" in (run / "packages.txt").read_text().splitlines()
-    assert meta(run)["python"]["executable"] == str(python)
+    assert metadata_of(run)["python"]["executable"] == str(python)
     # after the run: tinypkg upgraded, another package installed
     _pip_install(python, _wheel(wheels, "tinypkg", "2.0"))
     _pip_install(python, _wheel(wheels, "tiny_extra", "0.3"))
 
     assert cli.main(["reproduce", str(run)]) == 0
     out = capsys.readouterr().out
-    assert f"now {meta(run)['python']['version']} ({python})" in out
+    assert f"now {metadata_of(run)['python']['version']} ({python})" in out
     assert "  changed: tinypkg 1.0 -> 2.0" in out
     assert "  added: tiny-extra==0.3" in out
     assert "2 difference(s)" in out
@@ -486,8 +482,8 @@ def test_rerun_failed_jobs_completes_the_sweep(
     )
     assert proc.returncode == 1  # two jobs diverge
     root = app_repo / "experiments"
-    first = {meta(f)["sweep"]["job_num"]: f for f in runs(root)}
-    sweep = meta(first[0])["sweep"]["id"]
+    first = {metadata_of(f)["sweep"]["job_num"]: f for f in runs(root)}
+    sweep = metadata_of(first[0])["sweep"]["id"]
     config = app_repo / "conf" / "config.yaml"
     config.write_text(config.read_text().replace("max_stable_lr: 0.5", "max_stable_lr: 5"))
     commit_all(app_repo, "the fix")
@@ -504,9 +500,9 @@ def test_rerun_failed_jobs_completes_the_sweep(
     again = [f for f in runs(root) if f not in first.values()]
     assert len(again) == 2
     for folder in again:
-        m = meta(folder)
+        m = metadata_of(folder)
         job = m["sweep"]["job_num"]
-        assert m["sweep"] == {**meta(first[job])["sweep"], "job_num": job}
+        assert m["sweep"] == {**metadata_of(first[job])["sweep"], "job_num": job}
         assert m["rerun_of"] == first[job].name and job in (1, 2)
         assert (folder / "STATUS").read_text().startswith("SUCCESS")
     # nothing left to re-run

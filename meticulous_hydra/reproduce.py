@@ -341,7 +341,7 @@ def _in_worktree(path: str, toplevel: str) -> str:
 
 
 def build_steps(run: Run, repo: Path, py: Python) -> list[Step]:
-    """Rebuild the run's code in a worktree, run it, and remove the worktree."""
+    """Rebuild the run's code in a worktree (``WT`` until it exists), then run it."""
     top = str(run.git.get("toplevel") or repo)
     steps = [Step(["git", "-C", str(repo), "worktree", "add", "--detach", WT, run.git["sha"]])]
     diff = run.folder / layout.GIT_DIFF

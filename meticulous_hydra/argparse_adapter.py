@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from .announce import announce, previous_status
 from .exceptions import RecordingError
 from .experiment import Experiment
 from .layout import to_jsonable
-from .redact import DEFAULT_PATTERNS
+from .redact import DEFAULT_PATTERNS, Redactor
 
 _GROUP_MARK = "_meticulous_group"
 # The group's options: (name, is a flag, help). Each lands in the Namespace as
@@ -151,6 +155,10 @@ def record(
     overrides = changed_arguments(parser, namespace)
     for name in options:
         delattr(namespace, _PREFIX + name)
+    cwd = Path.cwd()
+    previous = None
+    if options["experiment_id"] is not None and not options["norecord"]:
+        previous = previous_status(Path(options["experiments_dir"]) / options["experiment_id"])
     try:
         exp = Experiment._for_adapter(
             vars(namespace),
@@ -161,10 +169,14 @@ def record(
             norecord=options["norecord"],
             capture_output=capture_output,
             overrides=overrides,
-            metadata={"adapter": "argparse"},
+            metadata={
+                "adapter": "argparse",
+                "launch": {"argv": Redactor(redact).argv(sys.argv), "cwd": os.getcwd()},
+            },
             redact=redact,
             allow_dirty_hint="--allow-dirty",
         )
     except RecordingError as e:
         parser.exit(1, f"{parser.prog}: meticulous-hydra: {e}\n")
+    announce(exp, cwd, previous)
     return namespace, exp

@@ -144,6 +144,10 @@ class Experiment:
         redactor = Redactor(redact)
         redacted: list[str] = []
         self.config = redactor.tree(_plain_config(config), found=redacted)
+        # config.yaml keeps NaN and infinities, which YAML has and JSON has not
+        self._yaml_config = redactor.tree(
+            layout.to_jsonable(dict(config or {}), strict=False, floats=True)
+        )
         self.git: GitState | None = None
         self.dir = Path.cwd()
         self.id: str | None = None
@@ -226,10 +230,14 @@ class Experiment:
                 f"is unreadable ({e}); choose another experiment id"
             ) from e
         if old_config != self.config:
-            keys = sorted(_diff_keys(old_config, self.config))
+            diff = _diff_keys(old_config, self.config)
+            shown = ", ".join(
+                f"{k} (recorded {_shown(diff[k][0])}, now {_shown(diff[k][1])})"
+                for k in sorted(diff)[:5]
+            )
             raise ResumeMismatchError(
                 f"cannot resume experiment {self.id} in {self.dir.parent}: its config differs in "
-                f"{', '.join(keys[:5])}; use another experiment id or the same settings"
+                f"{shown}; use another experiment id or the same settings"
             )
         old_sha = (old_meta.get("git") or {}).get("sha")
         new_sha = self.git.sha if self.git else None
@@ -261,7 +269,7 @@ class Experiment:
         # The reader counts a folder as an experiment once metadata.json is
         # there, so it comes after the config: a run killed while starting is
         # either invisible or complete (and then DIED, by its host and pid).
-        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self.config))
+        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self._yaml_config))
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         if self.git is not None and self.git.diff:
             layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
@@ -439,11 +447,19 @@ def _copy_tree(value: Any) -> Any:
     return value
 
 
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """The dotted keys whose values differ, with both values."""
     if isinstance(a, dict) and isinstance(b, dict):
-        out: set[str] = set()
+        out: dict[str, tuple[Any, Any]] = {}
         for k in a.keys() | b.keys():
             key = f"{prefix}.{k}" if prefix else str(k)
-            out |= _diff_keys(a.get(k, _NOT_GIVEN), b.get(k, _NOT_GIVEN), key)
+            out.update(_diff_keys(a.get(k, _NOT_GIVEN), b.get(k, _NOT_GIVEN), key))
         return out
-    return set() if a == b else {prefix or "<root>"}
+    return {} if a == b else {prefix or "<root>": (a, b)}
+
+
+def _shown(value: Any) -> str:
+    if value is _NOT_GIVEN:
+        return "absent"
+    text = layout.dumps_json(value, indent=None)
+    return text if len(text) <= 60 else text[:57] + "..."

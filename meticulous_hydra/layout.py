@@ -292,27 +292,35 @@ def now() -> _dt.datetime:
 _ARRAY_MODULES = ("numpy", "torch", "jax", "jaxlib")
 
 
-def to_jsonable(value: Any, *, strict: bool = True, key: str = "") -> Any:
+def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool = False) -> Any:
     """Convert ``value`` to plain JSON types.
 
     numpy scalars and arrays, Path, Enum, datetime, sets and tuples are
-    converted; NaN becomes None. Anything else raises :class:`NotSerializable`
+    converted; NaN becomes None (kept, with infinities, when ``floats``: YAML
+    has ``.nan`` and ``.inf``). Anything else raises :class:`NotSerializable`
     naming ``key`` when ``strict``, or is stored as ``str(value)`` otherwise.
     """
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
+        if floats:
+            return value
         if math.isinf(value):
             return _INF + ("+" if value > 0 else "-")
         return None if math.isnan(value) else value
     if isinstance(value, Mapping):
         return {
-            str(k): to_jsonable(v, strict=strict, key=f"{key}.{k}" if key else str(k))
+            str(k): to_jsonable(
+                v, strict=strict, key=f"{key}.{k}" if key else str(k), floats=floats
+            )
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [to_jsonable(v, strict=strict, key=f"{key}[{i}]") for i, v in enumerate(items)]
+        return [
+            to_jsonable(v, strict=strict, key=f"{key}[{i}]", floats=floats)
+            for i, v in enumerate(items)
+        ]
     if isinstance(value, enum.Enum):
         return value.name
     if isinstance(value, PurePath):
@@ -321,7 +329,7 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "") -> Any:
         return value.isoformat()
     if type(value).__module__.partition(".")[0] in _ARRAY_MODULES and hasattr(value, "tolist"):
         # scalars and arrays of numpy, torch and jax all have tolist(): no import needed
-        return to_jsonable(value.tolist(), strict=strict, key=key)
+        return to_jsonable(value.tolist(), strict=strict, key=key, floats=floats)
     if isinstance(getattr(value, "name", None), str) and hasattr(value, "fileno"):
         return value.name  # an open file, e.g. from argparse.FileType
     if strict:

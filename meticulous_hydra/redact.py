@@ -18,6 +18,32 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
     "*private_key*",
 )
 REDACTED = "<redacted>"
+# A value that is not there yet, as OmegaConf and the recorder write it.
+MISSING = "???"
+# Scrubbing replaces a secret wherever it appears in a string: shorter values
+# (a port, "on") would mangle unrelated text.
+_MIN_SCRUB = 4
+
+
+def holds_no_secret(value: Any) -> bool:
+    """A missing value (``???``) or a whole interpolation (``${oc.env:DB_PASS}``):
+    what the user typed names where the secret is, not the secret."""
+    if not isinstance(value, str):
+        return False
+    return value == MISSING or (value.startswith("${") and value.endswith("}"))
+
+
+def _is_literal_text(value: str) -> bool:
+    # an override's value that is a number, bool or null is no password
+    return value.lower() not in ("true", "false", "null", "none") and not _is_number(value)
+
+
+def _is_number(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _norm(name: str) -> str:
@@ -51,8 +77,9 @@ class Redactor:
             for k, v in value.items():
                 key = f"{prefix}.{k}" if prefix else str(k)
                 if self.matches(key) and not isinstance(v, (dict, list)):
-                    out[k] = REDACTED if v is not None else None
-                    if found is not None and v is not None:
+                    keep = v is None or holds_no_secret(v)
+                    out[k] = v if keep else REDACTED
+                    if found is not None and not keep:
                         found.append(key)
                 else:
                     out[k] = self.tree(v, key, found)
@@ -65,11 +92,62 @@ class Redactor:
         """``key=value`` items (Hydra overrides) with secret values hidden."""
         out = []
         for item in items:
-            key, sep, _ = item.partition("=")
-            if sep and self.matches(key.lstrip("+~")):
+            key, sep, value = item.partition("=")
+            if sep and self.matches(key.lstrip("+~")) and not holds_no_secret(value):
                 item = f"{key}={REDACTED}"
             out.append(item)
         return out
+
+    def secrets(self, config: Any, overrides: Sequence[str] = ()) -> set[str]:
+        """The literal secret strings in a resolved config tree and in
+        ``key=value`` overrides, to :meth:`scrub` from derived strings."""
+        found: set[str] = set()
+
+        def walk(value: Any, prefix: str) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    key = f"{prefix}.{k}" if prefix else str(k)
+                    if self.matches(key) and isinstance(v, str) and not holds_no_secret(v):
+                        found.add(v)
+                    walk(v, key)
+            elif isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk(v, f"{prefix}[{i}]")
+
+        walk(config, "")
+        for item in overrides:
+            key, sep, value = item.partition("=")
+            value = value.strip("'\"")
+            if (
+                sep
+                and self.matches(key.lstrip("+~"))
+                and not holds_no_secret(value)
+                and _is_literal_text(value)
+            ):
+                found.add(value)
+        return {s for s in found if len(s) >= _MIN_SCRUB}
+
+    @staticmethod
+    def scrub(value: Any, secrets: Iterable[str]) -> Any:
+        """A copy of a dict/list/str tree where every occurrence of a secret
+        inside a string is replaced: a job id, a folder name or an override
+        list derived from a secret value holds it too."""
+        ordered = sorted(set(secrets), key=len, reverse=True)
+        if not ordered:
+            return value
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, str):
+                for secret in ordered:
+                    v = v.replace(secret, REDACTED)
+                return v
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [clean(x) for x in v]
+            return v
+
+        return clean(value)
 
     def argv(self, argv: Sequence[str]) -> list[str]:
         """A command line with the values of secret options hidden:
@@ -85,8 +163,8 @@ class Redactor:
                 hide_next = self.matches(arg.lstrip("-"))
                 out.append(arg)
                 continue
-            key, sep, _ = arg.partition("=")
-            if sep and self.matches(key.lstrip("-+~")):
+            key, sep, value = arg.partition("=")
+            if sep and self.matches(key.lstrip("-+~")) and not holds_no_secret(value):
                 arg = f"{key}={REDACTED}"
             out.append(arg)
         return out

@@ -194,16 +194,31 @@ def test_dirty_tree_is_a_one_line_error(features: Path) -> None:
 
 def test_resume_with_experiment_id(features: Path) -> None:
     base = ["feat.py", "d", "--required", "x", "--experiment-id", "run-a"]
-    run_python(base, features, check=True)
-    run_python(base, features, check=True)
+    proc = run_python(base, features, check=True)
+    assert "meticulous-hydra: recording to experiments/run-a\n" in proc.stderr
+    proc = run_python(base, features, check=True)
+    assert "meticulous-hydra: resuming experiments/run-a, which had ended SUCCESS" in proc.stderr
     meta = metadata_of(features / "experiments" / "run-a")
     assert meta["restarts"] == 1
     proc = run_python([*base, "--lr", "0.9"], features)
-    assert proc.returncode == 1 and "config differs in lr" in proc.stderr
+    assert proc.returncode == 1 and "config differs in lr (recorded 0.1, now 0.9)" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0
     proc = run_python(["feat.py", "d", "--required", "x", "--experiment-id", "../escape"], features)
     assert proc.returncode == 1 and "invalid experiment id" in proc.stderr
     assert not (features / "escape").exists()
+
+
+def test_launch_command_and_the_recording_line(features: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = str(features / "feat.py")
+    root = str(features / "experiments")
+    argv = [script, "d", "--required", "x", "--experiments-dir", root]
+    proc = run_python(argv, elsewhere, check=True)
+    # outside the launch directory: the absolute path
+    assert f"meticulous-hydra: recording to {root}/1\n" in proc.stderr
+    _, meta = recorded(features)
+    assert meta["launch"] == {"argv": argv, "cwd": str(elsewhere)}
 
 
 def test_a_loop_of_experiments_in_one_script(repo: Path) -> None:

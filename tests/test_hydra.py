@@ -4,6 +4,7 @@ apps in subprocesses with -Werror, under the basic, joblib and submitit launcher
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -292,14 +293,45 @@ def test_declared_by_hand_with_target_next_to_another_callback(edge_app: Path) -
     assert "LogJobReturnCallback" not in proc.stderr
 
 
-def test_user_run_dir_is_respected(edge_app: Path) -> None:
-    run_python(["app.py", ON, "hydra.run.dir=my_runs/special"], edge_app, check=True)
-    folder = edge_app / "my_runs" / "special"
-    assert status_of(folder)[0] == "SUCCESS" and metadata_of(folder)["id"] == "special"
-    assert not (edge_app / "experiments" / "1").exists()
+def test_user_run_dir_is_hydras_and_the_record_stays_under_the_root(edge_app: Path) -> None:
+    proc = run_python(["app.py", ON, "hydra.run.dir=my_runs/special"], edge_app, check=True)
+    folder = edge_app / "experiments" / "1"
+    assert status_of(folder)[0] == "SUCCESS"
+    assert metadata_of(folder)["hydra"]["output_dir"] == str(edge_app / "my_runs" / "special")
+    assert (edge_app / "my_runs" / "special" / ".hydra").is_dir()  # Hydra's output
+    assert not (edge_app / "my_runs" / "special" / "STATUS").exists()
+    assert "experiment 1" in proc.stdout
 
 
-def test_user_sweep_subdir_is_respected(edge_app: Path) -> None:
+def test_run_dir_dot_touches_nothing_outside_the_root(edge_app: Path) -> None:
+    before = (edge_app / "config.yaml").read_text()
+    run_python(["app.py", ON, "hydra.run.dir=."], edge_app, check=True)
+    # a second run with another config is a new run, not a refused resume
+    run_python(["app.py", ON, "hydra.run.dir=.", "size=5"], edge_app, check=True)
+    assert (edge_app / "config.yaml").read_text() == before
+    for name in ("STATUS", "metadata.json", "stdout", "stderr", "config.json"):
+        assert not (edge_app / name).exists(), name
+    assert not (edge_app.parent / ".gitignore").exists()
+    assert git(edge_app, "diff", "--stat") == ""
+    for num, size in (("1", 4), ("2", 5)):
+        folder = edge_app / "experiments" / num
+        assert status_of(folder)[0] == "SUCCESS"
+        assert yaml.safe_load((folder / "config.yaml").read_text())["size"] == size
+        assert metadata_of(folder)["hydra"]["output_dir"] == str(edge_app)
+
+
+def test_explicit_id_of_a_folder_with_foreign_files_is_refused(edge_app: Path) -> None:
+    foreign = edge_app / "experiments" / "mine"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("my notes\n")
+    proc = run_python(["app.py", ON, "hydra.callbacks.meticulous.experiment_id=mine"], edge_app)
+    assert proc.returncode == 1 and "not an experiment's" in proc.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+def test_user_sweep_subdir_is_hydras_and_jobs_are_recorded_under_the_root(
+    edge_app: Path,
+) -> None:
     run_python(
         [
             "app.py",
@@ -312,10 +344,16 @@ def test_user_sweep_subdir_is_respected(edge_app: Path) -> None:
         edge_app,
         check=True,
     )
-    for num in (0, 1):
-        folder = edge_app / "sweeps" / f"job_{num}"
-        assert status_of(folder)[0] == "SUCCESS" and metadata_of(folder)["sweep"]["job_num"] == num
-    assert not (edge_app / "experiments").exists()
+    recorded = {
+        metadata_of(f)["sweep"]["job_num"]: metadata_of(f)
+        for f in folders(edge_app / "experiments")
+    }
+    assert sorted(recorded) == [0, 1]
+    for num, m in recorded.items():
+        assert m["hydra"]["output_dir"] == str(edge_app / "sweeps" / f"job_{num}")
+        assert (edge_app / "sweeps" / f"job_{num}" / ".hydra").is_dir()
+        assert not (edge_app / "sweeps" / f"job_{num}" / "STATUS").exists()
+    assert all(status_of(f)[0] == "SUCCESS" for f in folders(edge_app / "experiments"))
 
 
 def test_options_from_the_command_line(edge_app: Path) -> None:
@@ -398,6 +436,330 @@ def test_requeued_job_continues_in_its_folder(tmp_path: Path) -> None:
     assert job_dir(str(root), "sweep-2", 3) not in (first, other)
 
 
+def test_sweep_dir_and_subdir_name_the_jobs_folder(edge_app: Path) -> None:
+    run_python(
+        ["app.py", "-m", ON, "+ckpt=${hydra:sweep.dir}/${hydra:sweep.subdir}/ckpt", "size=1,2"],
+        edge_app,
+        check=True,
+    )
+    for folder in folders(edge_app / "experiments"):
+        ckpt = yaml.safe_load((folder / "config.yaml").read_text())["ckpt"]
+        assert os.path.normpath(os.path.join(edge_app, ckpt)) == str(folder / "ckpt")
+
+
+LAUNCH_APP = """
+import os
+import hydra
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def main(cfg):
+    print("cwd", os.getcwd())
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_launch_command_and_directory_are_recorded_for_every_job(tmp_path: Path) -> None:
+    app = make_repo(
+        tmp_path / "proj", {"app.py": LAUNCH_APP, "config.yaml": "seed: 0\ntoken: abcdefgh\n"}
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = str(app / "app.py")
+    root = f"hydra.callbacks.meticulous.root={app / 'experiments'}"
+    cases = [
+        [script, ON, root, "hydra.job.chdir=True", "+api_token=secret99"],
+        [script, "-m", ON, root, "hydra/launcher=joblib", "seed=1,2"],
+        [script, "-m", ON, root, "hydra/launcher=submitit_local", "seed=3"],
+    ]
+    for argv in cases:
+        run_python(argv, elsewhere, check=True, timeout=180)
+    metas = [metadata_of(f) for f in folders(app / "experiments")]
+    assert len(metas) == 4
+    shown = [script, ON, root, "hydra.job.chdir=True", "+api_token=<redacted>"]
+    assert metas[0]["launch"]["argv"] == shown
+    assert metas[0]["launch"]["overrides"] == ["+api_token=<redacted>"]
+    assert metas[0]["cwd"] == str(app / "experiments" / "1")  # chdir'ed into it
+    for m, argv in zip(metas[1:], [cases[1], cases[1], cases[2]], strict=True):
+        assert m["launch"]["argv"] == argv
+    assert {m["launch"]["cwd"] for m in metas} == {str(elsewhere)}
+
+
+def test_failed_job_traceback_is_in_stderr_with_the_apps_file(app_repo: Path) -> None:
+    run_python(
+        ["examples/train.py", "-m", ON, "hydra/launcher=joblib", "optimizer.lr=2.0"], app_repo
+    )
+    folder = app_repo / "experiments" / "1"
+    assert status_of(folder)[0] == "ERROR"
+    stderr = (folder / "stderr").read_text()
+    assert "FloatingPointError: loss diverged" in stderr
+    assert "<dynamic-code>" not in stderr and "<dynamic-code>" not in status_of(folder)[1]
+    assert f'File "{app_repo / "examples" / "train.py"}", line' in stderr
+    assert 'raise FloatingPointError(f"loss diverged' in stderr  # the source line too
+
+
+NAN_APP = """
+import hydra
+from omegaconf import OmegaConf
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def main(cfg):
+    return OmegaConf.create({"loss": 0.5, "extra": {"acc": 0.9}})
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_nan_in_config_and_a_returned_dictconfig(tmp_path: Path) -> None:
+    app = make_repo(tmp_path / "nan", {"app.py": NAN_APP, "config.yaml": "x: .nan\ny: .inf\n"})
+    run_python(["app.py", ON], app, check=True)
+    folder = app / "experiments" / "1"
+    assert "x: .nan" in (folder / "config.yaml").read_text()
+    assert "y: .inf" in (folder / "config.yaml").read_text()
+    assert json.loads((folder / "summary.json").read_text()) == {
+        "loss": 0.5,
+        "extra": {"acc": 0.9},
+    }
+
+
+PICKLE = "      _target_: hydra.experimental.callbacks.PickleJobInfoCallback\n"
+BY_HAND = "      _target_: meticulous_hydra.MeticulousCallback\n"
+
+
+@pytest.mark.parametrize("pickle_first", [False, True])
+def test_no_secret_in_any_file_or_derived_string(edge_app: Path, pickle_first: bool) -> None:
+    if pickle_first:  # its hooks run before ours at the start, after ours at the end
+        extra = "hydra:\n  callbacks:\n    pickle:\n" + PICKLE + "    tracker:\n" + BY_HAND
+        on: list[str] = []
+    else:
+        extra = "hydra:\n  callbacks:\n    pickle:\n" + PICKLE
+        on = [ON]
+    (edge_app / "config.yaml").write_text(CONFIG + extra)
+    git(edge_app, "commit", "-qam", "pickle")
+    proc = run_python(
+        [
+            "app.py",
+            *on,
+            "db.password=hunter2xyz",
+            "+db.token=${oc.env:DB_PASS}",
+            "+creds.secret_key=???",
+        ],
+        edge_app,
+        env={"DB_PASS": "envsecret123"},
+        check=True,
+    )
+    folder = edge_app / "experiments" / "1"
+    assert (folder / ".hydra" / "config.pickle").exists()
+    assert (folder / ".hydra" / "job_return.pickle").exists()
+    for path in folder.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in (b"hunter2", b"envsecret123", b"s3cret"):
+                assert secret not in data, (path, secret)
+    m = metadata_of(folder)
+    assert "+db.token=${oc.env:DB_PASS}" in m["overrides"]  # replayable as typed
+    assert "db.password=<redacted>" in m["overrides"]
+    assert "envsecret123" not in m["hydra"]["override_dirname"]
+    assert "+db.token=${oc.env:DB_PASS}" in m["launch"]["argv"]
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    assert config["creds"]["secret_key"] == "???"  # missing stays missing
+    assert config["db"]["token"] == "<redacted>"
+    assert "hunter2" not in proc.stdout  # nothing printed by the recorder either
+
+
+def test_secret_in_a_derived_output_dir_name_is_not_recorded(edge_app: Path) -> None:
+    run_python(
+        [
+            "app.py",
+            ON,
+            "db.password=hunter2xyz",
+            "hydra.run.dir=out/${hydra.job.override_dirname}",
+            "hydra.job.chdir=True",
+        ],
+        edge_app,
+        check=True,
+    )
+    folder = edge_app / "experiments" / "1"
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert b"hunter2xyz" not in path.read_bytes(), path
+
+
+MINE = """
+from hydra.experimental.callback import Callback
+
+class Mine(Callback):
+    def on_job_start(self, config, **kwargs):
+        print("my callback ran")
+"""
+
+
+def test_plus_meticulous_on_keeps_the_apps_own_callbacks(edge_app: Path) -> None:
+    (edge_app / "mine.py").write_text(MINE)
+    (edge_app / "hydra" / "callbacks").mkdir(parents=True)
+    (edge_app / "hydra" / "callbacks" / "mine.yaml").write_text(
+        "# @package _global_\nhydra:\n  callbacks:\n    mine:\n      _target_: mine.Mine\n"
+    )
+    cfg = CONFIG.replace("  - _self_", "  - override hydra/callbacks: mine\n  - _self_")
+    (edge_app / "config.yaml").write_text(cfg)
+    git(edge_app, "add", "-A")
+    git(edge_app, "commit", "-qm", "own callback")
+    proc = run_python(
+        ["app.py", "+meticulous=on", "hydra.callbacks.meticulous.description=both"],
+        edge_app,
+        check=True,
+    )
+    assert "my callback ran" in proc.stdout and "experiment 1" in proc.stdout
+    assert metadata_of(edge_app / "experiments" / "1")["description"] == "both"
+    proc = run_python(["app.py", "-m", "+meticulous=on", "mode=ok,exit0"], edge_app, check=True)
+    assert proc.stdout.count("my callback ran") == 2
+    assert [p.name for p in folders(edge_app / "experiments")] == ["1", "2", "3"]
+
+
+def test_dirty_message_names_the_key_the_callback_is_declared_under(edge_app: Path) -> None:
+    cfg = CONFIG + "hydra:\n  callbacks:\n    tracker:\n" + BY_HAND
+    (edge_app / "config.yaml").write_text(cfg)
+    git(edge_app, "commit", "-qam", "by hand")
+    (edge_app / "app.py").write_text(APP + "\n# edited\n")
+    proc = run_python(["app.py"], edge_app)
+    assert proc.returncode == 1
+    # the option is not in the declaration: the override has to add it
+    assert "pass +hydra.callbacks.tracker.allow_dirty=true to" in proc.stderr
+    run_python(["app.py", "+hydra.callbacks.tracker.allow_dirty=true"], edge_app, check=True)
+    proc = run_python(["app.py", ON], edge_app)
+    assert "pass hydra.callbacks.meticulous.allow_dirty=true to" in proc.stderr
+
+
+def test_one_line_says_where_the_run_is_recorded(edge_app: Path) -> None:
+    proc = run_python(["app.py", ON], edge_app, check=True)
+    assert "meticulous-hydra: recording to experiments/1\n" in proc.stderr
+    proc = run_python(["app.py", "-m", ON, "mode=ok,exit0"], edge_app, check=True)
+    assert proc.stderr.count("meticulous-hydra: recording to experiments/") == 2
+    base = "hydra.callbacks.meticulous.experiment_id=base"
+    run_python(["app.py", ON, base], edge_app, check=True)
+    proc = run_python(["app.py", ON, base], edge_app, check=True)
+    assert "meticulous-hydra: resuming experiments/base, which had ended SUCCESS" in proc.stderr
+    proc = run_python(["app.py", ON, base, "size=7"], edge_app)
+    assert proc.returncode == 1
+    assert "size (recorded 4, now 7)" in proc.stderr
+
+
+def test_the_readme_hydra_snippet_runs_with_the_callback_off(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    snippet = readme.split("```python\n@hydra.main", 1)[1].split("```", 1)[0]
+    app = "import hydra\nimport meticulous_hydra\n\n@hydra.main" + snippet.replace(
+        'config_path="../conf"', 'config_path="."'
+    )
+    app += "\nif __name__ == '__main__':\n    train()\n"
+    repo = make_repo(tmp_path / "snippet", {"app.py": app, "config.yaml": "epochs: 2\n"})
+    snippet_vars = "loss = 0.5\n"  # the snippet's own placeholder
+    (repo / "app.py").write_text(
+        app.replace("def train(cfg):\n", "def train(cfg):\n    " + snippet_vars)
+    )
+    git(repo, "commit", "-qam", "loss")
+    run_python(["app.py"], repo, check=True)  # the callback off: current() is None
+    run_python(["app.py", ON], repo, check=True)
+    assert len((repo / "experiments" / "1" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+ZEN_DRIVER = """
+import sys
+from hydra_zen import launch, make_config
+import meticulous_hydra
+
+Config = make_config(lr=0.1, name="zen")
+
+
+def task(cfg):
+    print("task ran", cfg.lr)
+    return {"lr": cfg.lr}
+
+
+on = ["hydra/callbacks=meticulous"]
+if sys.argv[1] == "runs":
+    launch(Config, task, overrides=[*on, "lr=0.2"], version_base="1.3")
+    launch(Config, task, overrides=[*on, "lr=0.3"], version_base="1.3")  # twice in one process
+    launch(Config, task, overrides=[*on, "lr=0.4,0.5"], multirun=True, version_base="1.3")
+else:
+    for multirun in (False, True):
+        try:
+            launch(Config, task, overrides=[*on, "lr=0.2"], multirun=multirun, version_base="1.3")
+        except meticulous_hydra.DirtyRepoError as e:
+            assert isinstance(e, meticulous_hydra.RecordingError)
+            print("caught:", str(e).splitlines()[0])
+    print("the driver goes on")
+"""
+
+
+def test_hydra_zen_launch_runs_and_a_catchable_dirty_tree(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_zen")
+    repo = make_repo(tmp_path / "zen", {"driver.py": ZEN_DRIVER})
+    proc = run_python(["driver.py", "runs", "--driver-flag"], repo, check=True)
+    metas = [metadata_of(f) for f in folders(repo / "experiments")]
+    assert [m["hydra"]["mode"] for m in metas] == ["RUN", "RUN", "MULTIRUN", "MULTIRUN"]
+    assert [
+        json.loads((f / "summary.json").read_text())["lr"] for f in folders(repo / "experiments")
+    ] == [0.2, 0.3, 0.4, 0.5]
+    assert metas[0]["launch"] == {
+        "argv": ["driver.py", "runs", "--driver-flag"],
+        "cwd": str(repo),
+        "overrides": ["lr=0.2"],
+    }
+    assert metas[2]["launch"]["overrides"] == ["lr=0.4,0.5"]
+    assert proc.stderr.count("meticulous-hydra: recording to") == 4
+    (repo / "driver.py").write_text(ZEN_DRIVER + "\n# edited\n")
+    proc = run_python(["driver.py", "dirty"], repo)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("caught: uncommitted changes") == 2
+    assert "task ran" not in proc.stdout and "the driver goes on" in proc.stdout
+    assert len(folders(repo / "experiments")) == 4
+
+
+RAY_APP = """
+import hydra
+
+def helper(x):
+    raise ValueError(f"bad seed {x}")
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def main(cfg):
+    if cfg.seed == 2:
+        helper(cfg.seed)
+    return {"seed": cfg.seed}
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_ray_workers_record_the_launch_command_and_the_apps_traceback(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher")
+    app = make_repo(tmp_path / "ray", {"app.py": RAY_APP, "config.yaml": "seed: 0\n"})
+    argv = [
+        "app.py",
+        "-m",
+        ON,
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=1",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+        "seed=1,2",
+    ]
+    run_python(argv, app, timeout=300)
+    found = folders(app / "experiments")
+    assert len(found) == 2
+    for folder in found:
+        m = metadata_of(folder)
+        assert m["launch"]["argv"] == argv and m["launch"]["cwd"] == str(app)
+        assert "default_worker.py" in m["argv"][0]  # the job's own process: a Ray worker
+    failed = [f for f in found if status_of(f)[0] == "ERROR"]
+    assert len(failed) == 1
+    detail = status_of(failed[0])[1]
+    assert f'File "{app / "app.py"}", line 5, in helper' in detail
+    assert "<dynamic-code>" not in detail
+
+
 def test_a_sweep_link_to_another_runs_folder_is_never_followed(tmp_path: Path) -> None:
     import shutil
 
@@ -445,3 +807,15 @@ def test_an_experiment_id_that_is_not_a_folder_is_one_line(edge_app: Path) -> No
     assert proc.returncode == 1
     assert "meticulous-hydra: error:" in proc.stderr and "not a folder" in proc.stderr
     assert "Traceback" not in proc.stderr and "experiment" not in proc.stdout
+
+
+def test_run_dir_set_in_the_apps_config_is_hydras_too(edge_app: Path) -> None:
+    (edge_app / "config.yaml").write_text(
+        CONFIG + "hydra:\n  run:\n    dir: outs/${hydra.job.name}\n"
+    )
+    git(edge_app, "commit", "-qam", "run dir")
+    run_python(["app.py", ON], edge_app, check=True)
+    assert (edge_app / "outs" / "app" / ".hydra").is_dir()
+    folder = edge_app / "experiments" / "1"
+    assert status_of(folder)[0] == "SUCCESS"
+    assert metadata_of(folder)["hydra"]["output_dir"] == str(edge_app / "outs" / "app")

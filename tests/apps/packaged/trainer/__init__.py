@@ -1,0 +1,1 @@
+"""A package-shaped Hydra project, run as ``python -m trainer.train``."""

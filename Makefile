@@ -30,6 +30,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/follow.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

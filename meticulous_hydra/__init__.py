@@ -42,6 +42,7 @@ _EXPORTS = {
     "ExperimentReader": "reader",
     "Experiments": "reader",
     "load_experiments": "reader",
+    "load_metrics": "metrics",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     )
     from .experiment import Experiment, current
     from .hydra_callback import MeticulousCallback
+    from .metrics import load_metrics
     from .reader import ExperimentReader, Experiments, load_experiments
 
 

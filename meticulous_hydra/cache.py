@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-VERSION = 1
+# 2: rows gained tags, notes and archived (issue 15)
+VERSION = 2
 # Folders touched this recently may change again within the same time stamp.
 _RACY_NS = 2_000_000_000
 

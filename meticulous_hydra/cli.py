@@ -25,6 +25,14 @@ VERBS: dict[str, tuple[str, str]] = {
     "summary": ("summary_cli", "the table of runs (same as meticulous-summary)"),
     "reproduce": ("reproduce", "what changed since a run, and the commands that run it again"),
     "rerun": ("rerun", "run the failed jobs of a sweep again, into the same sweep"),
+    "diff": ("compare", "what differs between runs: config, results, code, environment"),
+    "tag": ("organise_cli", "tag runs: meticulous tag 3 5-7 best"),
+    "untag": ("organise_cli", "remove a tag"),
+    "note": ("organise_cli", "add a note to runs (kept with time and user)"),
+    "archive": ("organise_cli", "hide runs from the table and load_experiments"),
+    "unarchive": ("organise_cli", "show archived runs again"),
+    "rm": ("organise_cli", "move runs to ROOT/.trash (restorable); --purge deletes"),
+    "restore": ("organise_cli", "bring removed runs back from the trash"),
 }
 
 

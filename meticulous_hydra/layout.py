@@ -355,3 +355,25 @@ def is_experiment_dir(path: str | os.PathLike[str]) -> bool:
     return os.path.exists(os.path.join(path, METADATA)) or os.path.exists(
         os.path.join(path, STATUS)
     )
+
+
+# -- organising runs (issue 15): markers the user adds, each a plain file ------
+# A tag is one empty file TAG.<name> (created or removed atomically, so two
+# processes tagging at once lose nothing); NOTES gets one line per note,
+# appended with a single write; ARCHIVED hides the run by default. Removed
+# runs are moved to TRASH_DIR/<id>, a dot-name the reader never lists.
+TAG_PREFIX = "TAG."
+NOTES = "NOTES"
+ARCHIVED = "ARCHIVED"
+TRASH_DIR = ".trash"
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+=@-]{0,99}")
+
+
+def validate_tag(tag: str) -> str:
+    """Return the tag if it can be a file name suffix, else raise ValueError."""
+    if not _TAG_RE.fullmatch(tag):
+        raise ValueError(
+            f"invalid tag {tag!r}: use 1-100 characters from A-Z a-z 0-9 _ . + = @ - "
+            "(not starting with . + = @ -)"
+        )
+    return tag

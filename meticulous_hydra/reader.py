@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import layout
+from . import layout, organise
 from .environment import hostname
 from .frame import frame_from_rows, hashable
 
@@ -204,20 +204,21 @@ class ExperimentReader:
 
     @property
     def metrics(self) -> pd.DataFrame:
-        """metrics.jsonl as a DataFrame, one row per ``log()`` call."""
+        """metrics.jsonl in the long shape of ``load_metrics()``: ``id``,
+        ``step``, ``time``, ``key``, ``value``, one row per logged value."""
+        from .metrics import frame_of, read_records
+
+        return frame_of(read_records(self.path / layout.METRICS), self.id)
+
+    @property
+    def metrics_wide(self) -> pd.DataFrame:
+        """metrics.jsonl one row per ``log()`` call, a column per key (the
+        shape ``metrics`` had before it took the long shape)."""
         import pandas as pd
 
-        rows = []
-        try:
-            with open(self.path / layout.METRICS, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError:
-                        continue  # a line cut short by a crash
-        except FileNotFoundError:
-            pass
-        return pd.DataFrame(rows)
+        from .metrics import read_records
+
+        return pd.DataFrame(read_records(self.path / layout.METRICS))
 
     def _text(self, name: str) -> str:
         try:
@@ -267,6 +268,7 @@ class ExperimentReader:
         flatten(summary, "summary", row)
         rest = {k: v for k, v in meta.items() if k not in _PROMOTED and k not in _SKIPPED_METADATA}
         flatten(rest, "metadata", row)
+        row.update(organise.markers(self._dir))  # tags, notes, archived
         row["read_error"] = "; ".join(self.read_errors) or None
         return row
 
@@ -329,8 +331,9 @@ class Experiments(Mapping[str, ExperimentReader]):
     def __len__(self) -> int:
         return len(self._readers)
 
-    def as_dataframe(self, *, cache: bool = True) -> pd.DataFrame:
-        return root_frame(self.root, self.reader, died_after=self.died_after, cache=cache)
+    def as_dataframe(self, *, cache: bool = True, include_archived: bool = False) -> pd.DataFrame:
+        frame = root_frame(self.root, self.reader, died_after=self.died_after, cache=cache)
+        return frame if include_archived else organise.hide_archived(frame)
 
 
 def _read(
@@ -407,20 +410,26 @@ def load_experiments(
     reader: type[ExperimentReader] = ExperimentReader,
     died_after: float = DIED_AFTER_SECONDS,
     cache: bool = True,
+    include_archived: bool = False,
 ) -> pd.DataFrame:
     """All experiments under ``root`` as a DataFrame, one row each, index ``id``.
 
     ``root`` may be a list of roots (runs gathered from several machines);
     the index is then ``(root, id)`` so that ids never clash. ``cache=False``
-    reads every folder afresh (see :mod:`meticulous_hydra.cache`).
+    reads every folder afresh (see :mod:`meticulous_hydra.cache`). Archived
+    runs are left out unless ``include_archived``.
     """
     import pandas as pd
 
+    def read(one: str | os.PathLike[str]) -> pd.DataFrame:
+        frame = root_frame(one, reader, died_after=died_after, cache=cache)
+        return frame if include_archived else organise.hide_archived(frame)
+
     if isinstance(root, (str, os.PathLike)):
-        return root_frame(root, reader, died_after=died_after, cache=cache)
+        return read(root)
     frames = []
     for one in root:
-        frame = root_frame(one, reader, died_after=died_after, cache=cache)
+        frame = read(one)
         frame.index = pd.MultiIndex.from_arrays(
             [[str(one)] * len(frame), frame.index], names=["root", "id"]
         )

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from . import layout
+from . import follow, layout
 from .exceptions import UsageError
 from .query import QueryError, filter_frame, resolve_column
 from .reader import ExperimentReader, experiment_dirs, load_experiments
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", metavar="FILE", help="write to FILE instead of the terminal")
     p.add_argument("--show", metavar="ID", help="show one run in full")
+    follow.add_arguments(p)  # issue 15: --tag, --archived, --curve, --watch
     return p
 
 
@@ -332,7 +333,9 @@ def _output(args: argparse.Namespace) -> str:
     if single is not None:
         return show_one(single)
     try:
-        frame = load_experiments(roots[0] if len(roots) == 1 else roots)
+        frame = load_experiments(
+            roots[0] if len(roots) == 1 else roots, include_archived=args.archived
+        )
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
     if args.list_columns:
@@ -340,6 +343,7 @@ def _output(args: argparse.Namespace) -> str:
     if frame.empty:
         return f"no experiments under {', '.join(roots)} yet\n"
     frame = select_rows(frame, args)
+    frame = follow.select(frame, args)  # --tag
     table_format = args.format not in _EXTRA_FORMATS
     if args.group_by:
         frame = group_rows(frame, args.group_by, for_table=table_format)
@@ -357,6 +361,7 @@ def _output(args: argparse.Namespace) -> str:
             columns = pattern_columns(frame, args.columns)
         else:
             columns = default_columns(frame)
+        frame, columns = follow.decorate(frame, columns, roots, args, chosen=bool(args.columns))
         frame = frame[columns]
     if frame.empty:
         return "no experiments match\n"
@@ -368,6 +373,13 @@ def _output(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        seconds, argv = follow.split_watch(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        sys.stderr.write(f"{PROG}: error: {e}\n")
+        return 2
+    if seconds is not None:
+        return follow.watch(seconds, lambda: main(argv))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

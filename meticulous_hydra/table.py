@@ -132,9 +132,11 @@ def render_table(frame: pd.DataFrame, fmt: str, width_limit: int | None) -> str:
 
 def _priority(column: str) -> int:
     """Which columns stay when the terminal is narrow: lowest first."""
-    order = ("status", "summary.", "status_detail", "config.", "duration", "start_time")
+    # curve(KEY), progress, tags: issue 15's columns, asked for or about live runs
+    order = ("status", "curve(", "progress", "summary.", "status_detail", "tags", "config.")
+    order += ("duration", "start_time")
     for rank, prefix in enumerate(order):
-        if column == prefix or (prefix.endswith(".") and column.startswith(prefix)):
+        if column == prefix or (prefix.endswith((".", "(")) and column.startswith(prefix)):
             return rank
     return len(order)
 

@@ -98,7 +98,13 @@ def test_metrics_and_output(tmp_path: Path) -> None:
         f.write('{"step": 3, "lo')  # a line cut short by a crash
     (exp.dir / "stdout").write_text("hello\n")
     reader = ExperimentReader(exp.dir)
-    assert reader.metrics["loss"].tolist() == [1.0, 0.5, 1.0 / 3]
+    assert reader.metrics_wide["loss"].tolist() == [1.0, 0.5, 1.0 / 3]
+    assert reader.metrics[["step", "key"]].values.tolist() == [
+        [0, "loss"],
+        [1, "loss"],
+        [2, "loss"],
+    ]
+    assert reader.metrics["value"].tolist() == [1.0, 0.5, 1.0 / 3]
     assert reader.stdout == "hello\n" and reader.stderr == ""
 
 

@@ -114,9 +114,6 @@ def _column(frame: pd.DataFrame, name: str) -> str:
 
 
 def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    from .attempts import latest_attempts  # repro14: one row per sweep job
-
-    frame = latest_attempts(frame, all_attempts=args.all_attempts)
     if args.sweep:
         sweep_id = args.sweep
         if sweep_id == "latest":
@@ -342,7 +339,9 @@ def _output(args: argparse.Namespace) -> str:
         return "\n".join(str(c) for c in frame.columns) + "\n"
     if frame.empty:
         return f"no experiments under {', '.join(roots)} yet\n"
-    frame = select_rows(frame, args)
+    from .attempts import latest_attempts  # repro14: one row per sweep job, in the table only
+
+    frame = select_rows(latest_attempts(frame, all_attempts=args.all_attempts), args)
     frame = follow.select(frame, args)  # --tag
     table_format = args.format not in _EXTRA_FORMATS
     if args.group_by:

@@ -1,7 +1,9 @@
 """What `make demo` runs: a real sweep of the example app, then the summary table.
 
-The sweep runs under the joblib launcher, 6 jobs on 2 workers; two settings
-make the loss diverge, so the table shows failed runs next to good ones.
+The sweep runs under the joblib launcher, 18 jobs on 2 workers: 6 settings
+(model x learning rate), each repeated over 3 seeds. The largest learning rate
+makes the loss diverge, so the table shows failed runs next to good ones, and
+``--group-by`` gives each setting's mean ± std over its seeds.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+JOBS = 2 * 3 * 3  # model x optimizer.lr x seed
 
 
 def _runs(root: str) -> set[str]:
@@ -36,21 +39,24 @@ def main() -> int:
         "hydra.launcher.n_jobs=2",
         "model=mlp,resnet",
         "optimizer.lr=0.01,0.1,2.0",
+        "seed=0,1,2",
     ]
     before = _runs(root)
     print("$", " ".join(sweep[1:]), flush=True)
     rc = subprocess.call(sweep)
     recorded = len(_runs(root) - before)
-    if recorded != 6:
-        print(f"\nthe sweep recorded {recorded} runs, not 6: see its message above", flush=True)
+    if recorded != JOBS:
+        print(
+            f"\nthe sweep recorded {recorded} runs, not {JOBS}: see its message above", flush=True
+        )
         return 1
     print(
-        f"\n(the sweep exited with {rc}: Hydra reports the diverged jobs; all 6 are recorded)\n",
+        f"\n(the sweep exited with {rc}: Hydra reports the diverged jobs; all {JOBS} are recorded)\n",
         flush=True,
     )
     summary = Path(sys.executable).with_name("meticulous-summary")
-    for extra in ([], ["--group-by", "model.name"]):
-        command = [str(summary), root, "--sweep", "latest", *extra]
+    for extra in ([], ["--group-by", "model.name", "optimizer.lr"]):
+        command = [str(summary), root, "--sweep", "latest", "--no-pager", *extra]
         print("$ meticulous-summary", " ".join(command[2:]), flush=True)
         if subprocess.call(command) != 0:
             return 1

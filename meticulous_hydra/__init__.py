@@ -12,8 +12,9 @@ Five parts, in one flat package; imports go downwards only:
 - argparse: ``argparse_adapter`` (:func:`record`);
 - reader: ``reader`` (:func:`load_experiments`), ``frame`` (rows to a
   DataFrame), ``cache`` (the per-user cache of frames);
-- CLI: ``summary_cli`` (``meticulous-summary``), ``query`` (``--filter``),
-  ``table`` (text tables), ``cli`` (``meticulous VERB``) and its verb modules.
+- CLI: ``summary_cli`` (``meticulous-summary``), ``columns`` (the table's
+  default columns), ``query`` (``--filter``), ``table`` (text tables, CSV,
+  JSON), ``cli`` (``meticulous VERB``) and its verb modules.
 
 Importing the package is cheap: the recorder, the Hydra callback, the reader
 (pandas) and the CLI load only when first used.

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .announce import announce, previous_status
+from .environment import command_argv
 from .exceptions import RecordingError
 from .experiment import Experiment
 from .layout import to_jsonable
@@ -171,7 +171,7 @@ def record(
             overrides=overrides,
             metadata={
                 "adapter": "argparse",
-                "launch": {"argv": Redactor(redact).argv(sys.argv), "cwd": os.getcwd()},
+                "launch": {"argv": Redactor(redact).argv(command_argv()), "cwd": os.getcwd()},
             },
             redact=redact,
             allow_dirty_hint="--allow-dirty",

@@ -20,14 +20,18 @@ import os
 import pickle
 import threading
 import time
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import layout
+from .frame import frame_from_rows, patch_frame, run_id
+
 if TYPE_CHECKING:
     import pandas as pd
 
-# 2: rows gained tags, notes and archived (issue 15)
+# 2: int ids in the index (issue 13); rows gained tags, notes and archived (issue 15)
 VERSION = 2
 # Folders touched this recently may change again within the same time stamp.
 _RACY_NS = 2_000_000_000
@@ -125,10 +129,39 @@ def _copy_on_write(pd: Any) -> bool:
     return getattr(pd.options.mode, "copy_on_write", False) is True
 
 
+def compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with equal text values (and tuples) made one object each.
+
+    Values parsed from each run's files are distinct objects even when equal
+    (``"SUCCESS"`` 10,000 times); pickle writes each one out in full, but an
+    object it has seen once only as a reference. Sharing them makes the cache
+    file about 2.5x smaller and 5x faster to load.
+    """
+    import numpy as np  # with pandas (~175 ms): only once a frame exists
+    import pandas as pd
+
+    out = frame.copy(deep=False)
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object and not pd.api.types.is_string_dtype(column.dtype):
+            continue
+        values = column.to_numpy(dtype=object)
+        try:
+            codes, uniques = pd.factorize(values)
+        except TypeError:  # an unhashable value, from a reader subclass
+            continue
+        if len(uniques) > 0 and 2 * len(uniques) < len(values):
+            shared = np.where(codes >= 0, uniques.take(np.maximum(codes, 0)), values)
+            out[name] = pd.Series(shared, index=frame.index, dtype=column.dtype)
+    return out
+
+
 def _write(cached: CachedRoot) -> None:
     path = _file_for(cached.key)
     if path is None:
         return
+    if cached.frame is not None:
+        cached = CachedRoot(cached.key, cached.stamps, cached.volatile, compact(cached.frame))
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -160,3 +193,36 @@ def changed(cached: CachedRoot, now: dict[str, int]) -> tuple[list[str], list[st
     again = [n for n, ns in now.items() if old.get(n) != ns or n in cached.volatile]
     gone = [n for n in old if n not in now]
     return again, gone
+
+
+def cached_frame(
+    root: str,
+    key: str,
+    read: Callable[[Sequence[str]], list[dict[str, Any]]],
+    *,
+    live: Collection[str],
+) -> pd.DataFrame:
+    """The DataFrame of ``root`` from the cache ``key``, with the folders that
+    changed since (and runs whose status is in ``live``) read again with
+    ``read(names)``, which returns their rows; saves the result."""
+    cached = load(key)
+    now = stamps(root)
+    again, gone = changed(cached, now)
+    if cached.frame is not None and not again and not gone:
+        return cached.frame
+    names = sorted(
+        (n for n in again if layout.is_experiment_dir(os.path.join(root, n))), key=run_id
+    )
+    rows = read(names)
+    if cached.frame is None:
+        frame = frame_from_rows(rows, names)
+    else:
+        frame = patch_frame(cached.frame, [*again, *gone], rows, names)
+    running = {str(i) for i in frame.index[frame["status"].isin(live)]}
+    fresh = bool(gone) or any(n not in cached.volatile for n in again)
+    cached.stamps, cached.frame = now, frame
+    # Re-reading only live runs changes nothing worth a save, unless the set
+    # of folders to re-read next time shrinks.
+    if fresh or volatile(cached, running) != cached.volatile:
+        save(cached, running)
+    return frame

@@ -23,6 +23,7 @@ PROG = "meticulous"
 # is not there yet is simply not offered.
 VERBS: dict[str, tuple[str, str]] = {
     "summary": ("summary_cli", "the table of runs (same as meticulous-summary)"),
+    "show": ("show", "runs in full: status, overrides, git, tags, notes, config, summary, output"),
     "reproduce": ("reproduce", "what changed since a run, and the commands that run it again"),
     "rerun": ("rerun", "run the failed jobs of a sweep again, into the same sweep"),
     "diff": ("compare", "what differs between runs: config, results, code, environment"),

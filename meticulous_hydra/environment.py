@@ -76,10 +76,21 @@ def _dist_version(module: str, dist: str) -> str | None:
         return None
 
 
+def command_argv() -> list[str]:
+    """The command line as ``python`` would take it again: ``sys.argv``, but
+    ``python -m pkg.mod`` stays ``-m pkg.mod`` (``sys.argv[0]`` is then the
+    module's file, which can't be run again when it imports relatively)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is None or not sys.argv:
+        return list(sys.argv)
+    module = spec.name.removesuffix(".__main__")
+    return ["-m", module, *sys.argv[1:]]
+
+
 def process_metadata() -> dict[str, Any]:
     """The part of metadata.json that describes the process itself."""
     return {
-        "argv": list(sys.argv),
+        "argv": command_argv(),
         "cwd": os.getcwd(),
         "host": hostname(),
         "user": username(),

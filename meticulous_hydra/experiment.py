@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from . import hooks, layout, provenance
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .exceptions import ResumeMismatchError, StorageError  # the first also imported from here
-from .gitstate import GitState, read_git_state
+from .gitstate import GitState, entry_code_dir, read_git_state
 from .hooks import status_from_exception
 from .redact import DEFAULT_PATTERNS, Redactor
 
@@ -154,7 +153,7 @@ class Experiment:
         if not self.norecord:
             self.git = plumbing.git_state
             if self.git is _NOT_GIVEN:
-                code_path = Path(code_dir) if code_dir is not None else _script_dir()
+                code_path = Path(code_dir) if code_dir is not None else entry_code_dir()
                 self.git = read_git_state(
                     code_path, allow_dirty=allow_dirty, flag_hint=plumbing.allow_dirty_hint
                 )
@@ -274,6 +273,8 @@ class Experiment:
         if self.git is not None and self.git.diff:
             layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
         provenance.write_packages(self.dir)
+        if self.git is not None:
+            self.git.save_untracked_code(self.dir)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
 
@@ -431,14 +432,6 @@ def _claim(
 
 def _opener(path: str, flags: int) -> int:
     return os.open(path, flags, layout.FILE_MODE)
-
-
-def _script_dir() -> Path:
-    """Where the running program's code lives: the script's folder, else the cwd."""
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
-    if script is not None and script.is_file():
-        return script.resolve().parent
-    return Path.cwd()
 
 
 def _copy_tree(value: Any) -> Any:

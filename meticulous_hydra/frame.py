@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from . import layout
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,11 +30,56 @@ _GROUP_ORDER = {"config": 1, "summary": 2, "metadata": 3}
 _TIME_COLUMNS = ("start_time", "end_time")
 
 
+class TextId(str):
+    """A custom (not numbered) run id in the index: a ``str`` that sorts after
+    every numbered id, so that an index mixing ints and names still sorts
+    (1, 2, 10, baseline) with plain ``sort_index()``."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: object) -> bool:
+        return False if isinstance(other, int) else str.__lt__(self, other)  # type: ignore[arg-type]
+
+    def __le__(self, other: object) -> bool:
+        return False if isinstance(other, int) else str.__le__(self, other)  # type: ignore[arg-type]
+
+    def __gt__(self, other: object) -> bool:
+        return True if isinstance(other, int) else str.__gt__(self, other)  # type: ignore[arg-type]
+
+    def __ge__(self, other: object) -> bool:
+        return True if isinstance(other, int) else str.__ge__(self, other)  # type: ignore[arg-type]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TextId, (str(self),))
+
+
+def run_id(name: str) -> int | str:
+    """The index value of the run in folder ``name``: an int for a numbered
+    run (``"3"`` -> 3), the name itself (a :class:`TextId`) for a custom id.
+    ``str(run_id(name)) == name`` always: a name like ``007`` stays text."""
+    if layout.is_numbered(name) and str(int(name)) == name:
+        return int(name)
+    return TextId(name)
+
+
+def id_index(names: Iterable[str]) -> pd.Index:
+    """The ``id`` index of the runs in these folders: an object index holding
+    ints for numbered runs and str for custom ids."""
+    import pandas as pd
+
+    return pd.Index([run_id(n) for n in names], name="id", dtype="object")
+
+
 def hashable(value: Any) -> Any:
     """Lists become tuples (recursively) so that every cell can be hashed,
     grouped and counted; a dict inside a list becomes its JSON text."""
     if type(value) is list:
-        return tuple(hashable(v) for v in value)
+        flat = tuple(value)
+        try:
+            hash(flat)  # a list of plain values, by far the most common: done
+        except TypeError:
+            return tuple(hashable(v) for v in value)
+        return flat
     if type(value) is dict:
         return json.dumps(value, sort_keys=True)
     return value
@@ -83,12 +130,13 @@ def _int_columns_with_gaps(frame: pd.DataFrame, rows: Sequence[Mapping[str, Any]
     return found
 
 
-def frame_from_rows(rows: Sequence[Mapping[str, Any]], ids: Sequence[Any]) -> pd.DataFrame:
-    """One row per experiment, index ``id``; ints stay ints (nullable Int64
-    where some runs lack the key), bools stay bools, times are tz-aware."""
+def frame_from_rows(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> pd.DataFrame:
+    """One row per experiment (``names`` are their folders), index ``id``
+    (see :func:`id_index`); ints stay ints (nullable Int64 where some runs
+    lack the key), bools stay bools, times are tz-aware."""
     import pandas as pd
 
-    index = pd.Index(list(ids), name="id", dtype="object")
+    index = id_index(names)
     if rows:
         frame = pd.DataFrame.from_records(list(rows), index=index)
     else:
@@ -128,26 +176,26 @@ def _settle(series: pd.Series) -> pd.Series:
 
 def patch_frame(
     frame: pd.DataFrame,
-    drop: Sequence[Any],
+    drop: Sequence[str],
     rows: Sequence[Mapping[str, Any]],
-    ids: Sequence[Any],
-    sort_key: Any,
+    names: Sequence[str],
 ) -> pd.DataFrame:
-    """``frame`` without the ``drop`` ids, with ``rows`` added, in id order."""
+    """``frame`` without the runs of folders ``drop``, with ``rows`` (of
+    folders ``names``) added, in id order."""
     import pandas as pd
 
-    kept = frame[~frame.index.isin(list(drop))]
+    kept = frame[~frame.index.isin([run_id(n) for n in drop])]
     if not rows:
         return kept
-    new = frame_from_rows(rows, ids)
+    new = frame_from_rows(rows, names)
     combined = pd.concat([kept, new])
     replaced = frame.index[frame.index.isin(combined.index)]
     if len(replaced) == len(combined):
         combined = combined.reindex(index=replaced)  # same runs, changed: keep the order
-    elif len(kept) and sort_key(str(kept.index[-1])) < min(map(sort_key, ids)):
+    elif len(kept) and kept.index[-1] < min(new.index):
         pass  # new runs after the last one: already in order
     else:
-        combined = combined.reindex(index=sorted(combined.index, key=sort_key))
+        combined = combined.reindex(index=sorted(combined.index))
     combined = combined.reindex(columns=column_order(list(combined.columns)))
     for name in combined.columns:
         before = kept[name].dtype if name in kept.columns else None

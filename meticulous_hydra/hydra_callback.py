@@ -33,10 +33,10 @@ from omegaconf.errors import InterpolationResolutionError
 
 from . import layout, provenance
 from .announce import announce, previous_status
-from .environment import global_rank
+from .environment import command_argv, global_rank
 from .exceptions import DirtyRepoError, RecordingError
 from .experiment import Experiment
-from .gitstate import read_git_state
+from .gitstate import entry_code_dir, read_git_state
 from .hydra_config import (
     config_cleaner,
     hydra_metadata,
@@ -212,7 +212,7 @@ class MeticulousCallback(Callback):
 
     def _read_git(self, config: DictConfig) -> None:
         self._git = read_git_state(
-            Path(config.hydra.runtime.cwd),
+            entry_code_dir(),  # where the app's code is, not the launch directory
             allow_dirty=self.allow_dirty,
             flag_hint=self._option_override(config, "allow_dirty", "true"),
         )
@@ -241,7 +241,7 @@ class MeticulousCallback(Callback):
         task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
         self._packages = provenance.installed_packages()
         self._launch = {
-            "argv": redactor.argv(sys.argv),
+            "argv": redactor.argv(command_argv()),
             "cwd": os.getcwd(),
             # what Hydra was called with: the driver's argv says nothing of
             # it under hydra-zen's launch()
@@ -361,7 +361,7 @@ class MeticulousCallback(Callback):
                         "sweep": sweep,
                         "missing": missing,
                         "launch": self._launch,
-                        "argv": redactor.argv(sys.argv),
+                        "argv": redactor.argv(command_argv()),
                         "cwd": os.getcwd(),
                     },
                     hidden,
@@ -387,9 +387,10 @@ class MeticulousCallback(Callback):
                 exp.finish()
             return
         if job_return.status == JobStatus.COMPLETED:
-            self._record_return_value(exp, job_return._return_value)
+            self._record_return_value(exp, job_return.return_value)
             exp.finish(layout.SUCCESS)
         else:
+            # the public return_value re-raises the error: read it as stored
             error = job_return._return_value
             if isinstance(error, BaseException):
                 exp.finish_from_exception(error)

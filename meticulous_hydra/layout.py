@@ -31,6 +31,8 @@ SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 GIT_DIFF = "git.diff"
 PACKAGES = "packages.txt"  # name==version of every installed distribution
+# untracked code that ran, under its path in the repository (capture12, issue 12 #5)
+UNTRACKED_DIR = "untracked"
 ROOT_GITIGNORE = ".gitignore"
 # Requeued SLURM jobs find their folder again through markers kept here.
 SWEEPS_DIR = ".sweeps"

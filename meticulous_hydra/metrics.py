@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import layout
+from .frame import run_id  # the id as load_experiments' index holds it, so the two join
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -180,19 +181,10 @@ def _nested(record: dict[str, Any], dotted: str) -> bool:
     return True
 
 
-def _frame_id(name: str) -> Any:
-    """The run's id as load_experiments' index holds it, so the two join."""
-    from . import frame
-
-    # issue 13 turns numbered ids into ints (frame.run_id); until then, the name
-    convert = getattr(frame, "run_id", None)
-    return name if convert is None else convert(name)
-
-
 def frame_of(records: list[dict[str, Any]], name: str) -> pd.DataFrame:
     """One run's records in the long shape."""
     long = _Long()
-    long.add(_frame_id(name), "", records)
+    long.add(run_id(name), "", records)
     return long.frame(with_root=False)
 
 
@@ -245,7 +237,7 @@ def load_metrics(
     found, several = _runs_of(runs, include_archived)
     long = _Long()
     for root, name, folder in found:
-        long.add(_frame_id(name), root, read_records(os.path.join(folder, layout.METRICS)))
+        long.add(run_id(name), root, read_records(os.path.join(folder, layout.METRICS)))
     return long.frame(with_root=several)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import QueryError  # older code imports it from here
+from .frame import hashable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -70,8 +71,22 @@ class _Evaluator:
         self.quoted = quoted
 
     def column(self, name: str) -> pd.Series:
+        import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
+
+        quoted = name in self.quoted
         name = self.quoted.get(name, name)
-        return self.frame[resolve_column(name, self.columns)]
+        if name == "id" and "id" not in self.columns:  # the run id is the index
+            ids = self.frame.index.get_level_values(-1)
+            return pd.Series(ids, index=self.frame.index, dtype=object)
+        try:
+            return self.frame[resolve_column(name, self.columns)]
+        except QueryError as e:
+            if quoted or "did you mean" in str(e):
+                raise
+            # status == SUCCESS: a value written without quotes
+            raise QueryError(
+                f"unknown column {name!r}; did you mean '{name}' (a value, quoted)?"
+            ) from e
 
     def eval(self, node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
@@ -114,7 +129,8 @@ class _Evaluator:
         import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
         if isinstance(value, pd.Series):
-            return value.fillna(False).astype(bool)
+            # a number column used as a condition: true where non-zero
+            return value.astype(object).where(value.notna(), False).astype(bool)
         return bool(value)
 
     def _compare(self, node: ast.Compare) -> Any:
@@ -125,22 +141,37 @@ class _Evaluator:
             if isinstance(op, (ast.In, ast.NotIn)):
                 if not isinstance(right, list):
                     raise QueryError("'in' takes a list: status in ['ERROR', 'DIED']")
-                part = left.isin(right) if hasattr(left, "isin") else left in right
+                part = _isin(left, right)
                 part = ~part if isinstance(op, ast.NotIn) else part
             elif isinstance(op, (ast.Is, ast.IsNot)):
                 if right is not None:
                     raise QueryError("'is' compares with None only: x is None")
                 part = left.isna() if hasattr(left, "isna") else left is None
                 part = ~part if isinstance(op, ast.IsNot) else part
+            elif isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(right, list):
+                part = _isin(left, [right])  # a list value: compared whole
+                part = ~part if isinstance(op, ast.NotEq) else part
             else:
-                try:
-                    part = _COMPARE[type(op)](left, right)
-                except TypeError as e:
-                    raise QueryError(f"cannot compare in {ast.unparse(node)!r}: {e}") from e
+                part = _COMPARE[type(op)](left, right)
             part = self._bool(part)
             result = part if result is None else result & part
             left = right
         return result
+
+
+def _isin(left: Any, values: list[Any]) -> Any:
+    """``left in values`` where list values (tuples in the frame) compare whole."""
+    wanted = {hashable(v) for v in values}
+    if hasattr(left, "map"):
+        return left.map(lambda v: _member(v, wanted))
+    return _member(hashable(left), wanted)
+
+
+def _member(value: Any, wanted: set[Any]) -> bool:
+    try:
+        return value in wanted
+    except TypeError:  # unhashable: a value no filter can name
+        return False
 
 
 def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
@@ -159,9 +190,18 @@ def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as e:
         raise QueryError(f"cannot parse filter {expression!r}: {e.msg}") from e
-    mask = _Evaluator(frame, quoted).eval(tree)
+    except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, deep nesting
+        raise QueryError(f"cannot parse filter {expression!r}: {e}") from None
     import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
-    if not isinstance(mask, pd.Series):
-        raise QueryError(f"filter {expression!r} does not depend on any column")
-    return frame[mask.fillna(False).astype(bool)]
+    evaluator = _Evaluator(frame, quoted)
+    try:
+        mask = evaluator.eval(tree)
+        if not isinstance(mask, pd.Series):
+            raise QueryError(f"filter {expression!r} does not depend on any column")
+        return frame[evaluator._bool(mask)]
+    except QueryError:
+        raise
+    except Exception as e:  # any failure of the expression is a one-line error
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise QueryError(f"cannot evaluate filter {expression!r}: {reason}") from None

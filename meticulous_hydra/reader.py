@@ -12,9 +12,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import cache as frame_cache
 from . import layout, organise
 from .environment import hostname
-from .frame import frame_from_rows, hashable
+from .frame import frame_from_rows, hashable, run_id
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,6 +84,11 @@ class ExperimentReader:
     Subclass and override :meth:`row` to add columns to the DataFrame, then
     pass the class as ``load_experiments(..., reader=MyReader)``.
     """
+
+    #: Whether DataFrames read with this class may be cached. A subclass whose
+    #: :meth:`row` reads files the recorder does not replace (so the folder's
+    #: modification time does not change with them) sets it to False.
+    cacheable: bool = True
 
     def __init__(
         self, path: str | os.PathLike[str], *, died_after: float = DIED_AFTER_SECONDS
@@ -273,10 +279,6 @@ class ExperimentReader:
         return row
 
 
-def _sort_key(name: str) -> tuple[int, int, str]:
-    return (0, int(name), "") if layout.is_numbered(name) else (1, 0, name)
-
-
 def experiment_names(root: str | os.PathLike[str]) -> list[str]:
     """The experiment folders under ``root``, numbered ones first in numeric order."""
     root = os.fspath(root)
@@ -294,7 +296,7 @@ def experiment_names(root: str | os.PathLike[str]) -> list[str]:
             continue
         if layout.is_experiment_dir(entry.path):
             names.append(entry.name)
-    names.sort(key=_sort_key)
+    names.sort(key=run_id)  # numbered runs first, in numeric order
     return names
 
 
@@ -303,8 +305,9 @@ def experiment_dirs(root: Path) -> list[Path]:
 
 
 class Experiments(Mapping[str, ExperimentReader]):
-    """The experiments of one root: ``exps["3"]``, ``len(exps)``, iteration in
-    numeric id order, and :meth:`as_dataframe`."""
+    """The experiments of one root, keyed by folder name: ``exps[3]`` and
+    ``exps["3"]`` are the same run; ``len(exps)``, iteration in id order
+    (numbered runs first, in numeric order), and :meth:`as_dataframe`."""
 
     def __init__(
         self,
@@ -322,7 +325,7 @@ class Experiments(Mapping[str, ExperimentReader]):
             for name in experiment_names(base)
         }
 
-    def __getitem__(self, experiment_id: str) -> ExperimentReader:
+    def __getitem__(self, experiment_id: int | str) -> ExperimentReader:
         return self._readers[str(experiment_id)]
 
     def __iter__(self) -> Iterator[str]:
@@ -351,38 +354,19 @@ def root_frame(
 ) -> pd.DataFrame:
     """The DataFrame of one root, through the per-user cache unless ``cache``
     is off or the reader class sets ``cacheable = False``."""
-    from . import cache as frame_cache
-    from .frame import patch_frame
-
     base = os.fspath(root)
-    if not cache or not getattr(reader, "cacheable", True) or frame_cache.cache_dir() is None:
+    if not cache or not reader.cacheable or frame_cache.cache_dir() is None:
         names = experiment_names(base)
         frame = frame_from_rows(_read(base, names, reader, died_after), names)
     else:
         if not os.path.isdir(base):
             experiment_names(base)  # raises the error that names the root
-        key = frame_cache.cache_key(base, reader, died_after)
-        cached = frame_cache.load(key)
-        now = frame_cache.stamps(base)
-        again, gone = frame_cache.changed(cached, now)
-        if cached.frame is not None and not again and not gone:
-            frame = cached.frame
-        else:
-            names = sorted(
-                (n for n in again if layout.is_experiment_dir(os.path.join(base, n))), key=_sort_key
-            )
-            rows = _read(base, names, reader, died_after)
-            if cached.frame is None:
-                frame = frame_from_rows(rows, names)
-            else:
-                frame = patch_frame(cached.frame, [*again, *gone], rows, names, _sort_key)
-            running = set(frame.index[frame["status"].isin(_LIVE)])
-            fresh = bool(gone) or any(n not in cached.volatile for n in again)
-            cached.stamps, cached.frame = now, frame
-            # Re-reading only live runs changes nothing worth a save, unless
-            # the set of folders to re-read next time shrinks.
-            if fresh or frame_cache.volatile(cached, running) != cached.volatile:
-                frame_cache.save(cached, running)
+        frame = frame_cache.cached_frame(
+            base,
+            frame_cache.cache_key(base, reader, died_after),
+            lambda names: _read(base, names, reader, died_after),
+            live=_LIVE,
+        )
     _warn_damaged(frame, base)
     return frame
 

@@ -25,7 +25,6 @@ from typing import Any
 from . import layout, provenance
 from .exceptions import UsageError
 
-UNTRACKED_DIR = "untracked"  # capture12's copies of untracked source: <run>/untracked/<path>
 WT = "\0WT\0"  # stands for the worktree folder until it exists
 _PYTHON_FACTS = (
     "import json, platform, sys; "
@@ -127,8 +126,9 @@ def _hydra_job_argv(argv: list[str], job_overrides: Sequence[str]) -> list[str]:
     """A Hydra command line run once with ``job_overrides``: the sweep flag, the
     launcher, sweeper and output-dir settings and the swept task overrides go;
     the other Hydra overrides and options stay."""
-    out = argv[:1]
-    tokens = iter(argv[1:])
+    head = 2 if argv[:1] == ["-m"] else 1  # `-m pkg.mod` (how a module run is recorded)
+    out = argv[:head]
+    tokens = iter(argv[head:])
     for token in tokens:
         if token in _HYDRA_VALUE_OPTIONS:
             out += [token, next(tokens, "")]
@@ -220,7 +220,7 @@ def _diff_files(diff: bytes) -> list[str]:
 
 def untracked_files(run: Run) -> list[str]:
     """Repo-relative paths of the untracked files saved with the run."""
-    base = run.folder / UNTRACKED_DIR
+    base = run.folder / layout.UNTRACKED_DIR
     if not base.is_dir():
         return []
     return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
@@ -350,7 +350,7 @@ def build_steps(run: Run, repo: Path, py: Python) -> list[Step]:
     for rel in untracked_files(run):
         target = f"{WT}/{rel}"
         steps.append(Step(["mkdir", "-p", os.path.dirname(target)]))
-        steps.append(Step(["cp", "-p", str(run.folder / UNTRACKED_DIR / rel), target]))
+        steps.append(Step(["cp", "-p", str(run.folder / layout.UNTRACKED_DIR / rel), target]))
     _, cwd = run.launch
     argv = [py.executable, *(_in_worktree(a, top) for a in job_argv(run))]
     env = {provenance.ENV_ROOT: str(run.root), provenance.ENV_REPRODUCES: run.id}

@@ -4,6 +4,7 @@ functions they are built on)."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -12,6 +13,11 @@ from helpers import make_app_repo, make_repo
 
 # The reader's per-user cache goes to a folder of this test session, not ~/.cache.
 os.environ["METICULOUS_HYDRA_CACHE_DIR"] = tempfile.mkdtemp(prefix="meticulous-cache-")
+# A suite started in the background (`make test &`, nohup) inherits SIGINT
+# ignored, and so would every child it starts: the Ctrl-C tests need what a
+# terminal gives, the default. A handler is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

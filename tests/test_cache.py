@@ -41,8 +41,8 @@ def test_warm_and_incremental_loads_match_a_fresh_read(tmp_path: Path, cache_dir
     patched = load_experiments(root)
     fresh = load_experiments(root, cache=False)
     assert_frame_equal(patched, fresh)
-    assert list(patched.index) == ["1", "2", "4", "5"]
-    assert patched.loc["2", "status"] == "ERROR"
+    assert list(patched.index) == [1, 2, 4, 5]
+    assert patched.loc[2, "status"] == "ERROR"
     assert patched["config.seed"].dtype == "int64" and patched["config.extra"].dtype == "boolean"
     assert_frame_equal(load_experiments(root), fresh)
 
@@ -51,11 +51,11 @@ def test_a_change_right_after_a_load_is_seen(tmp_path: Path, cache_dir: Path) ->
     root = tmp_path / "experiments"
     exp = Experiment({"a": 1}, root=root, capture_output=False, code_dir=tmp_path)
     exp.summary({"step": 1})
-    assert load_experiments(root).loc["1", "summary.step"] == 1
+    assert load_experiments(root).loc[1, "summary.step"] == 1
     exp.summary({"step": 2})  # within the same clock tick, as like as not
-    assert load_experiments(root).loc["1", "summary.step"] == 2
+    assert load_experiments(root).loc[1, "summary.step"] == 2
     exp.finish()
-    assert load_experiments(root).loc["1", "status"] == "SUCCESS"
+    assert load_experiments(root).loc[1, "status"] == "SUCCESS"
 
 
 def test_running_runs_are_checked_every_time(tmp_path: Path, cache_dir: Path) -> None:
@@ -73,12 +73,12 @@ def test_running_runs_are_checked_every_time(tmp_path: Path, cache_dir: Path) ->
     )
     with watchdog(proc):
         assert proc.stdout.readline() == "started\n"
-    assert load_experiments(tmp_path / "experiments").loc["1", "status"] == "RUNNING"
+    assert load_experiments(tmp_path / "experiments").loc[1, "status"] == "RUNNING"
     proc.kill()
     proc.wait()
     proc.stdout.close()
     proc.stdin.close()
-    assert load_experiments(tmp_path / "experiments").loc["1", "status"] == "DIED"
+    assert load_experiments(tmp_path / "experiments").loc[1, "status"] == "DIED"
 
 
 def test_a_damaged_or_foreign_cache_is_ignored(tmp_path: Path, cache_dir: Path) -> None:
@@ -107,7 +107,7 @@ def test_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert cache.cache_dir() is None
     root = tmp_path / "experiments"
     record(root, {"lr": 0.1}, {"loss": 0.2})
-    assert load_experiments(root).loc["1", "config.lr"] == 0.1
+    assert load_experiments(root).loc[1, "config.lr"] == 0.1
     monkeypatch.delenv("METICULOUS_HYDRA_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache.cache_dir() == tmp_path / "xdg" / "meticulous-hydra"
@@ -141,9 +141,21 @@ def test_a_reader_can_opt_out_of_the_cache(tmp_path: Path, cache_dir: Path) -> N
     root = tmp_path / "experiments"
     exp = record(root, {"lr": 0.1}, {"loss": 0.2})
     (exp.dir / "note.txt").write_text("first")
-    assert load_experiments(root, reader=Live).loc["1", "note"] == "first"
+    assert load_experiments(root, reader=Live).loc[1, "note"] == "first"
     with open(exp.dir / "note.txt", "w") as f:  # edited in place: the folder's mtime stays
         f.write("second")
-    assert load_experiments(root, reader=Live).loc["1", "note"] == "second"
+    assert load_experiments(root, reader=Live).loc[1, "note"] == "second"
     cache.flush()
     assert list(cache_dir.glob("*.pickle")) == []
+
+
+def test_the_cache_stores_equal_values_once(tmp_path: Path) -> None:
+    root = tmp_path / "experiments"
+    for lr in (0.1, 0.2, 0.3, 0.4):
+        record(root, {"lr": lr, "name": "a long shared name", "layers": [64, 64]})
+    frame = load_experiments(root, cache=False)
+    small = cache.compact(frame)
+    assert_frame_equal(small, frame)
+    assert small["config.name"].iloc[0] is small["config.name"].iloc[3]
+    assert small["config.layers"].iloc[0] is small["config.layers"].iloc[3]
+    assert len(pickle.dumps(small)) < len(pickle.dumps(frame))

@@ -132,12 +132,10 @@ def test_from_another_directory_records_in_the_launch_dir(from_elsewhere: Run) -
     assert [line for line in status if not line.endswith("__pycache__/")] == []
 
 
-@xfail(4, "git is read from the launch directory, not from the app's")
 def test_from_another_directory_records_the_apps_git_state(from_elsewhere: Run) -> None:
     assert_git_of(from_elsewhere, from_elsewhere.folder())
 
 
-@xfail(4, "git is read from the launch directory, not from the app's")
 def test_from_inside_another_dirty_repo(tmp_path: Path) -> None:
     app = copy_app(tmp_path, "classifier")
     other = make_repo(tmp_path / "notes", {"todo.txt": "read papers\n"})
@@ -168,11 +166,6 @@ def test_module_run_is_recorded(as_module: Run) -> None:
     assert_git_of(run, folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not in issue 12: python -m pkg.mod is recorded as the module's file path, "
-    "which can't be run again (relative imports)",
-)
 def test_module_run_records_the_module_it_ran(as_module: Run) -> None:
     argv = launched(metadata_of(as_module.folder()))["argv"]
     assert "trainer.train" in argv and argv[argv.index("trainer.train") - 1] == "-m"
@@ -513,7 +506,6 @@ def test_zen_multirun_records_the_mode(zen_sweep: Run) -> None:
     assert metadata_of(zen_sweep.folder(4))["hydra"]["mode"] in ("MULTIRUN", None)
 
 
-@xfail(4, "git is read from the launch directory, not from the app's")
 def test_zen_launch_from_another_directory_records_the_apps_git_state(tmp_path: Path) -> None:
     # the task is a hydra-zen wrapper (zen(fit)), not a plain function
     repo = copy_app(tmp_path, "zen")

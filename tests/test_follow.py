@@ -3,6 +3,8 @@ sparklines and --watch against a real child process."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import pty
@@ -105,10 +107,13 @@ def test_table_shows_a_live_run_and_curves(tmp_path: Path, capsys, monkeypatch) 
         assert summary_cli.main([str(root), "--curve", "loss"]) == 0
         lines = capsys.readouterr().out.splitlines()
         header = lines[0].split()
-        assert header[:6] == ["id", "status", "start_time", "duration", "progress", "curve(loss)"]
-        assert "step 4 loss=6 acc=0.4" in lines[3] and "RUNNING" in lines[3]
-        assert " █▆▃▁ " in lines[2] and " █▆▅▃▁ " in lines[3]
-        duration = lines[3].split()[4]  # elapsed, not blank
+        # issue 13's order: what tells runs apart, then start time and duration;
+        # the curve after the results, here after the progress
+        assert header[:3] == ["id", "status", "n"]
+        assert header[-4:] == ["start_time", "duration", "progress", "curve(loss)"]
+        assert "step 4 loss=6.0 acc=0.4" in lines[3] and "RUNNING" in lines[3]
+        assert lines[2].endswith(" █▆▃▁") and lines[3].endswith(" █▆▅▃▁")
+        duration = lines[3].split()[5]  # elapsed, not blank
         assert duration.endswith("s")
         assert summary_cli.main([str(root), "--curve", "nope"]) == 2
         assert "logged keys: loss, acc" in capsys.readouterr().err
@@ -126,7 +131,8 @@ def test_curve_of_a_large_file_is_sampled(tmp_path: Path, capsys) -> None:
             f.write(json.dumps({"step": step, "loss": 1e6 - step, "pad": "." * 10}) + "\n")
     assert os.path.getsize(exp.dir / "metrics.jsonl") > 4 * 1024 * 1024
     assert summary_cli.main([str(root), "--curve", "loss", "--format", "csv"]) == 0
-    curve = capsys.readouterr().out.splitlines()[1].rsplit(",", 1)[1]
+    table = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    curve = table[0]["curve(loss)"]
     assert len(curve) == 24 and curve[0] == "█" and curve[-1] == "▁"
     assert list(curve) == sorted(curve, reverse=True)
 

@@ -70,9 +70,9 @@ def test_tags_and_notes_reach_the_frame_and_the_table(app: Path, capsys) -> None
     assert meticulous(capsys, "note", "2", "diverged?\tno: a tab and\na newline")[0] == 0
     assert meticulous(capsys, "note", "2", "second note")[0] == 0
     frame = load_experiments("experiments")
-    assert frame.loc["2", "tags"] == ("best", "lr=0.01")
-    assert frame.loc["3", "tags"] == ()
-    assert frame.loc["2", "notes"] == ("diverged?\tno: a tab and\na newline", "second note")
+    assert frame.loc[2, "tags"] == ("best", "lr=0.01")
+    assert frame.loc[3, "tags"] == ()
+    assert frame.loc[2, "notes"] == ("diverged?\tno: a tab and\na newline", "second note")
     lines = (app / "experiments/2/NOTES").read_text().splitlines()
     assert len(lines) == 2 and lines[1].split("\t")[1:] == [
         os.environ.get("USER") or lines[1].split("\t")[1],
@@ -85,7 +85,7 @@ def test_tags_and_notes_reach_the_frame_and_the_table(app: Path, capsys) -> None
     assert table_ids(capsys, "--tag", "best") == ["1", "2", "5"]
     assert table_ids(capsys, "--tag", "best", "lr=0.01") == ["2"]
     assert meticulous(capsys, "untag", "1-5", "best")[2] == ""
-    assert load_experiments("experiments").loc["1", "tags"] == ()
+    assert load_experiments("experiments").loc[1, "tags"] == ()
 
 
 def test_selection_by_sweep_status_filter_and_paths(app: Path, capsys) -> None:
@@ -127,9 +127,9 @@ def test_bad_selections_are_one_line_with_exit_2(app: Path, capsys, argv, words)
 def test_archive_hides_runs_until_asked(app: Path, capsys) -> None:
     assert meticulous(capsys, "archive", "2", "4")[1] == "archived 2, 4\n"
     assert (app / "experiments/2/ARCHIVED").exists()
-    assert list(load_experiments("experiments").index) == ["1", "3", "5"]
-    assert list(load_experiments("experiments", include_archived=True).index) == list("12345")
-    assert list(Experiments("experiments").as_dataframe().index) == ["1", "3", "5"]
+    assert list(load_experiments("experiments").index) == [1, 3, 5]
+    assert list(load_experiments("experiments", include_archived=True).index) == [1, 2, 3, 4, 5]
+    assert list(Experiments("experiments").as_dataframe().index) == [1, 3, 5]
     assert table_ids(capsys) == ["1", "3", "5"]
     assert table_ids(capsys, "--archived") == list("12345")
     # filters skip archived runs unless --archived; named runs are found anyway
@@ -223,8 +223,8 @@ def test_the_cache_sees_every_change(tmp_path: Path, capsys) -> None:
         pass
     old = time.time() - 3600
     os.utime(exp.dir, (old, old))  # long settled: the cache trusts its time stamp
-    assert load_experiments(root).loc["1", "notes"] == ()
-    assert load_experiments(root).loc["1", "notes"] == ()  # now from the cache
+    assert load_experiments(root).loc[1, "notes"] == ()
+    assert load_experiments(root).loc[1, "notes"] == ()  # now from the cache
     args = ["--root", str(root), "1"]
     for step, (argv, column, expected) in enumerate(
         [
@@ -237,12 +237,12 @@ def test_the_cache_sees_every_change(tmp_path: Path, capsys) -> None:
         os.utime(exp.dir, (old + step, old + step))
         load_experiments(root)
         assert cli.main(argv) == 0
-        assert load_experiments(root).loc["1", column] == expected, argv
+        assert load_experiments(root).loc[1, column] == expected, argv
     # by hand: a tag file created, an archive marker
     os.utime(exp.dir, (old, old))
     load_experiments(root)
     (exp.dir / "TAG.by-hand").touch()
-    assert load_experiments(root).loc["1", "tags"] == ("by-hand",)
+    assert load_experiments(root).loc[1, "tags"] == ("by-hand",)
     (exp.dir / "ARCHIVED").touch()
     assert load_experiments(root).empty
 
@@ -287,8 +287,24 @@ def test_two_processes_tagging_and_noting_lose_nothing(tmp_path: Path) -> None:
         assert proc.returncode == 0
     frame = load_experiments(root)
     expected = {f"{who}{i}" for who in "ab" for i in range(1, n, 2)}
-    assert set(frame.loc["1", "tags"]) == expected
-    notes = frame.loc["1", "notes"]
+    assert set(frame.loc[1, "tags"]) == expected
+    notes = frame.loc[1, "notes"]
     assert len(notes) == 2 * n
     for who in "ab":  # all there, each process's in its own order
         assert [x for x in notes if x.startswith(who)] == [f"{who} note {i}" for i in range(n)]
+
+
+def test_show_gives_runs_in_full_with_their_tags_and_notes(app: Path, capsys) -> None:
+    assert meticulous(capsys, "tag", "2", "best")[0] == 0
+    assert meticulous(capsys, "note", "2", "lr too high?")[0] == 0
+    code, out, err = meticulous(capsys, "show", "2", "5")
+    assert code == 0 and err == ""
+    two, five = out.split("experiment 5 ")
+    assert two.startswith("experiment 2 ") and "tags: best\n" in two
+    assert "notes:\n" in two and two.rstrip().count("lr too high?") == 1
+    assert "config:" in five and "tags:" not in five and "notes:" not in five
+    # an archived run is shown too, and says so
+    assert meticulous(capsys, "archive", "5")[0] == 0
+    assert "archived: yes" in meticulous(capsys, "show", "5")[1]
+    code, _, err = meticulous(capsys, "show", "99")
+    assert code == 2 and err.count("\n") == 1 and "99" in err

@@ -49,19 +49,17 @@ def root(tmp_path: Path) -> Path:
 
 def test_dataframe_columns_and_types(root: Path) -> None:
     df = load_experiments(root)
-    assert list(df.index) == ["1", "2", "3"] and df.index.name == "id"
+    assert list(df.index) == [1, 2, 3] and df.index.name == "id"
     assert list(df.columns[: len(STANDARD_COLUMNS)]) == list(STANDARD_COLUMNS)
     assert df["status"].tolist() == ["SUCCESS", "SUCCESS", "ERROR"]
     assert df["config.lr"].dtype == "float64"
     assert df["config.seed"].dtype == "int64"
     assert df["summary.epochs"].dtype == "Int64"  # ints with a gap stay ints
-    assert pd.isna(df.loc["3", "summary.epochs"])
-    assert df["config.cuda"].dtype == "boolean" and df.loc["1", "config.cuda"]
-    assert pd.isna(df.loc["3", "config.opt.momentum"]) and pd.isna(
-        df.loc["2", "config.opt.momentum"]
-    )
-    assert df.loc["1", "config.layers"] == (64, 32)
-    assert df.loc["3", "config.extra.dotted"] == "x" and df.loc["3", "config.extra.dotted2"] == 1
+    assert pd.isna(df.loc[3, "summary.epochs"])
+    assert df["config.cuda"].dtype == "boolean" and df.loc[1, "config.cuda"]
+    assert pd.isna(df.loc[3, "config.opt.momentum"]) and pd.isna(df.loc[2, "config.opt.momentum"])
+    assert df.loc[1, "config.layers"] == (64, 32)
+    assert df.loc[3, "config.extra.dotted"] == "x" and df.loc[3, "config.extra.dotted2"] == 1
     assert isinstance(df["start_time"].dtype, pd.DatetimeTZDtype)
     assert (df["end_time"] >= df["start_time"]).all()
     assert df["duration"].dtype == "float64"
@@ -74,17 +72,23 @@ def test_dataframe_columns_and_types(root: Path) -> None:
 
 
 def test_mapping_and_reader_api(root: Path) -> None:
-    for name in ("10", "best"):
+    for name in ("10", "best", "007", "11"):
         record(root, {"lr": 1.0}, experiment_id=name)
     exps = Experiments(root)
-    assert list(exps) == ["1", "2", "3", "10", "best"] and len(exps) == 5
+    assert list(exps) == ["1", "2", "3", "10", "11", "007", "best"] and len(exps) == 7
+    assert exps[2] is exps["2"]
     reader = exps["2"]
     assert reader.id == "2" and reader.path == root / "2"
     assert reader.config["opt"] == {"name": "adam"}
     assert reader.summary == {"loss": 0.25, "epochs": 4}
     assert reader.status == "SUCCESS" and reader.status_detail == ""
     assert reader.metadata["id"] == "2"
-    assert list(exps.as_dataframe().index) == ["1", "2", "3", "10", "best"]
+    # ids are numbers where they are numbers, custom ids text, side by side
+    df = exps.as_dataframe()
+    assert list(df.index) == [1, 2, 3, 10, 11, "007", "best"]
+    assert df.loc[3, "config.lr"] == 0.3 and df.loc["best", "config.lr"] == 1.0
+    assert list(df.sample(frac=1, random_state=0).sort_index().index) == list(df.index)
+    assert list(df.sort_index(ascending=False).index) == ["best", "007", 11, 10, 3, 2, 1]
     with reader.open("config.yaml") as f:
         assert "lr: 0.2" in f.read()
 
@@ -123,17 +127,17 @@ def test_damaged_root_is_read_with_errors_noted(root: Path) -> None:
     (root / "4" / "STATUS").write_text("GARBAGE\n")
     with pytest.warns(ReadWarning, match="4 experiment"):
         df = load_experiments(root)
-    assert list(df.index) == ["1", "2", "3", "4"]
+    assert list(df.index) == [1, 2, 3, 4]
     errors = df["read_error"].to_dict()
-    assert "STATUS: empty" in errors["1"] and "config.json" in errors["1"]
-    assert "summary.json: invalid JSON" in errors["2"]
-    assert errors["3"] == "metadata.json: missing"
-    assert "unexpected first line" in errors["4"]
-    assert df.loc["1", "status"] == "UNKNOWN" and df.loc["4", "status"] == "UNKNOWN"
-    assert df.loc["2", "config.lr"] == 0.2 and pd.isna(
-        df.loc["2", "summary.loss"]
+    assert "STATUS: empty" in errors[1] and "config.json" in errors[1]
+    assert "summary.json: invalid JSON" in errors[2]
+    assert errors[3] == "metadata.json: missing"
+    assert "unexpected first line" in errors[4]
+    assert df.loc[1, "status"] == "UNKNOWN" and df.loc[4, "status"] == "UNKNOWN"
+    assert df.loc[2, "config.lr"] == 0.2 and pd.isna(
+        df.loc[2, "summary.loss"]
     )  # the rest still read
-    assert df.loc["3", "status"] == "ERROR"
+    assert df.loc[3, "status"] == "ERROR"
 
 
 def test_missing_and_empty_roots(tmp_path: Path) -> None:
@@ -151,8 +155,8 @@ def test_older_format_without_json_copies(tmp_path: Path) -> None:
     (folder / "metadata.json").write_text(json.dumps({"start_time": "2025-01-01T10:00:00+01:00"}))
     (folder / "STATUS").write_text("SUCCESS\n")
     df = load_experiments(tmp_path / "old")
-    assert df.loc["1", "config.model.depth"] == 3 and df.loc["1", "config.lr"] == 0.5
-    assert df.loc["1", "start_time"] == pd.Timestamp("2025-01-01T09:00:00Z")
+    assert df.loc[1, "config.model.depth"] == 3 and df.loc[1, "config.lr"] == 0.5
+    assert df.loc[1, "start_time"] == pd.Timestamp("2025-01-01T09:00:00Z")
 
 
 def test_died_runs(tmp_path: Path) -> None:
@@ -215,7 +219,7 @@ def test_several_roots(tmp_path: Path) -> None:
     df = load_experiments([tmp_path / "cluster_a", tmp_path / "cluster_b"])
     assert df.index.names == ["root", "id"]
     assert df.index.is_unique and len(df) == 2
-    assert df.loc[(str(tmp_path / "cluster_b"), "1"), "config.where"] == "cluster_b"
+    assert df.loc[(str(tmp_path / "cluster_b"), 1), "config.where"] == "cluster_b"
 
 
 def test_hydra_and_argparse_runs_share_a_root(app_repo: Path) -> None:
@@ -229,9 +233,9 @@ def test_hydra_and_argparse_runs_share_a_root(app_repo: Path) -> None:
     df = load_experiments(app_repo / "experiments")
     assert df["status"].tolist() == ["SUCCESS", "ERROR", "SUCCESS"]
     assert df["metadata.adapter"].tolist() == ["hydra", "hydra", "argparse"]
-    assert df.loc["2", "status_detail"].startswith("FloatingPointError: loss diverged")
-    assert df["sweep.job_num"].tolist()[:2] == [0, 1] and pd.isna(df.loc["3", "sweep.job_num"])
-    assert df.loc["1", "overrides"] == ("optimizer.lr=0.01",)
-    assert df.loc["3", "config.lr"] == 0.1 and df.loc["3", "config.layers"] == (64, 64)
-    assert df.loc["1", "config.optimizer.lr"] == 0.01
+    assert df.loc[2, "status_detail"].startswith("FloatingPointError: loss diverged")
+    assert df["sweep.job_num"].tolist()[:2] == [0, 1] and pd.isna(df.loc[3, "sweep.job_num"])
+    assert df.loc[1, "overrides"] == ("optimizer.lr=0.01",)
+    assert df.loc[3, "config.lr"] == 0.1 and df.loc[3, "config.layers"] == (64, 64)
+    assert df.loc[1, "config.optimizer.lr"] == 0.01
     assert df["git.sha"].nunique() == 1 and not df["git.dirty"].any()

@@ -13,6 +13,7 @@ import pytest
 from helpers import git, make_repo, metadata_of, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import layout
+from meticulous_hydra.environment import command_argv
 
 SCRIPT = """
 import os, sys, time
@@ -213,6 +214,7 @@ def test_many_processes_start_at_once(repo: Path) -> None:
         "run.py",
         "import sys\nfrom meticulous_hydra import Experiment\n"
         "e = Experiment({'i': int(sys.argv[1])})\nprint(e.id)\n",
+        commit=True,
     )
     procs = [
         subprocess.Popen(
@@ -247,6 +249,7 @@ def test_kill_9_during_summary_writes_leaves_valid_json(repo: Path) -> None:
             if i % 50 == 0:
                 print(i, flush=True)
         """,
+        commit=True,
     )
     for attempt in range(3):
         proc = subprocess.Popen(
@@ -584,7 +587,7 @@ def test_a_run_that_records_nothing_is_still_a_whole_experiment(
     exp = Experiment({"lr": 0.1}, description="d", norecord=how == "norecord")
     assert exp.norecord and exp.id is None and exp.git is None and not exp.resumed
     assert exp.metadata["description"] == "d" and exp.metadata["start_time"]
-    assert exp.metadata["argv"] == sys.argv and exp.metadata["git"] is None
+    assert exp.metadata["argv"] == command_argv() and exp.metadata["git"] is None
     assert exp.config == {"lr": 0.1} and exp.restarts == 0
     exp.summary({"x": 1})
     exp.log({"y": 2}, step=0)

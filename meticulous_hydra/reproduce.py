@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import layout, provenance
+from . import layout, provenance, selection
 from .exceptions import UsageError
 
 WT = "\0WT\0"  # stands for the worktree folder until it exists
@@ -80,19 +80,6 @@ class Run:
         else:
             argv, cwd = self.meta.get("argv") or [], self.meta.get("cwd")
         return [str(a) for a in argv], str(cwd or os.getcwd())
-
-
-def resolve_run(run: str, root: str) -> Path:
-    """``ID`` (under ``root``) or ``ROOT/ID`` as an experiment folder."""
-    path = Path(run)
-    if os.sep not in run and not path.is_absolute():
-        try:
-            path = Path(root) / layout.validate_id(run)
-        except layout.InvalidIdError as e:
-            raise UsageError(str(e)) from e
-    if not path.is_dir() or not layout.is_experiment_dir(path):
-        raise UsageError(f"no experiment folder {path}; give ID (with --root) or ROOT/ID")
-    return path.absolute()
 
 
 def load_run(folder: Path) -> Run:
@@ -540,7 +527,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    run = load_run(resolve_run(args.run, args.root))
+    run = load_run(selection.one(args.run, Path(args.root)).path.absolute())
     repo = find_repo(run, args.repo)
     check_commit(repo, run.git["sha"])
     py = python_now(run)

@@ -91,6 +91,15 @@ def expand(token: str, root: Path, names: Sequence[str], what: str = "run") -> l
     raise UsageError(f"no {what} {token!r} under {root} ({known}); see meticulous-summary {root}")
 
 
+def one(token: str, default_root: Path) -> Run:
+    """The one run ``token`` (an id or ``ROOT/ID``) names, for verbs that act on one."""
+    root, name = _split(token, default_root)
+    names = expand(name, root, run_names(root))
+    if len(names) != 1:
+        raise UsageError(f"{token!r} names {len(names)} runs; give one id or ROOT/ID")
+    return Run(root, names[0])
+
+
 def select(
     tokens: Sequence[str], args: argparse.Namespace, *, include_archived: bool = False
 ) -> list[Run]:

@@ -379,7 +379,7 @@ def test_a_run_outside_git_cannot_be_rebuilt(
 def test_bad_run_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["reproduce", "3", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(tmp_path / "3") in err
+    assert err.count("\n") == 1 and "no run '3' under " + str(tmp_path) in err
 
 
 # -- package drift -------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from . import layout, selection
 from .exceptions import UsageError
 from .frame import hashable
 from .reader import ExperimentReader, flatten
+from .table import number, render
 
 ABSENT = "—"
 _EXTRA_FORMATS = ("csv", "json")
@@ -131,8 +132,6 @@ def _kind(value: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    from .table import number
-
     if value is _MISSING:
         return ABSENT
     if value is None:
@@ -153,8 +152,6 @@ def _numeric(value: Any) -> bool:
 
 def rows(runs: Sequence[ExperimentReader], show_all: bool) -> list[tuple[str, list[str]]]:
     """(key, one cell per run) for every key that differs (all with ``show_all``)."""
-    from .table import number
-
     all_facts = [facts(r) for r in runs]
     keys = sorted(dict.fromkeys(k for f in all_facts for k in f), key=_section)
     code_differs = len({_code_key(f) for f in all_facts}) > 1
@@ -249,8 +246,6 @@ def code_section(runs: Sequence[ExperimentReader], labels: Sequence[str]) -> str
 
 def diff(runs: Sequence[selection.Run], *, show_all: bool = False, fmt: str = "simple") -> str:
     import pandas as pd
-
-    from .table import render
 
     several = selection.several_roots(runs)
     labels = [r.label(several) for r in runs]

@@ -9,7 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import layout, organise, selection
+from .environment import username
 from .exceptions import UsageError
+from .reader import ExperimentReader
 from .selection import Run
 
 
@@ -131,8 +133,6 @@ def _untag(args: argparse.Namespace) -> int:
 
 
 def _note(args: argparse.Namespace) -> int:
-    from .environment import username
-
     if not args.text.strip():
         raise UsageError("the note is empty")
     runs = selection.select(args.runs, args)
@@ -174,8 +174,6 @@ def _rm(args: argparse.Namespace) -> int:
         return _purge_trash(args)
     runs = selection.select(args.runs, args, include_archived=True)
     if not args.force:
-        from .reader import ExperimentReader
-
         live = [r for r in runs if ExperimentReader(r.path).status == layout.RUNNING]
         if live:
             raise UsageError(

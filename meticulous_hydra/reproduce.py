@@ -24,6 +24,7 @@ from typing import Any
 
 from . import layout, provenance, selection
 from .exceptions import UsageError
+from .reader import ExperimentReader, experiment_names, flatten
 
 WT = "\0WT\0"  # stands for the worktree folder until it exists
 _PYTHON_FACTS = (
@@ -83,8 +84,6 @@ class Run:
 
 
 def load_run(folder: Path) -> Run:
-    from .reader import ExperimentReader
-
     reader = ExperimentReader(folder)
     meta = reader.metadata
     if not meta:
@@ -372,8 +371,6 @@ def _real(token: str, worktree: str) -> str:
 
 
 def _flat(tree: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    from .reader import flatten
-
     return flatten(tree, prefix, {}) if tree else {}
 
 
@@ -455,8 +452,6 @@ def run_step(step: Step, worktree: str = "") -> int:
 
 def new_runs(root: Path, before: set[str], key: str, value: str) -> list[Run]:
     """Runs created in ``root`` since ``before`` whose metadata ``key`` is ``value``."""
-    from .reader import experiment_names
-
     out = []
     for name in experiment_names(root):
         if name not in before:
@@ -467,8 +462,6 @@ def new_runs(root: Path, before: set[str], key: str, value: str) -> list[Run]:
 
 
 def reproduce(run: Run, repo: Path, steps: list[Step], keep: bool) -> int:
-    from .reader import experiment_names
-
     worktree = tempfile.mkdtemp(prefix=f"meticulous-reproduce-{run.id}-")
     before = set(experiment_names(run.root))
     try:

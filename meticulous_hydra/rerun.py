@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from . import layout, provenance
+from .attempts import latest_attempts
 from .exceptions import UsageError
+from .reader import load_experiments
 from .reproduce import Run, Step, interpreter, job_argv, load_run, new_runs, run_step, shell_line
 
 FAILED = (layout.ERROR, layout.INTERRUPTED, layout.DIED)
@@ -20,9 +22,6 @@ FAILED = (layout.ERROR, layout.INTERRUPTED, layout.DIED)
 
 def failed_jobs(root: Path, sweep: str) -> tuple[str, list[Run]]:
     """The sweep's id and the latest attempts of its jobs that did not succeed."""
-    from .attempts import latest_attempts
-    from .reader import load_experiments
-
     try:
         frame = load_experiments(root, cache=False)
     except FileNotFoundError as e:

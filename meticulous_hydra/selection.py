@@ -15,6 +15,8 @@ from pathlib import Path
 
 from . import layout
 from .exceptions import UsageError
+from .reader import experiment_names, load_experiments
+from .summary_cli import select_rows
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
 DEFAULT_ROOT = "experiments"
@@ -60,8 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_names(root: Path) -> list[str]:
-    from .reader import experiment_names
-
     try:
         return experiment_names(root)
     except FileNotFoundError as e:
@@ -140,9 +140,6 @@ def select(
 
 
 def _filtered(root: Path, args: argparse.Namespace, include_archived: bool) -> list[str]:
-    from .reader import load_experiments
-    from .summary_cli import select_rows
-
     try:
         frame = load_experiments(root, include_archived=include_archived)
     except FileNotFoundError as e:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import follow, layout, organise
+from .attempts import latest_attempts
 from .columns import default_columns
 from .exceptions import UsageError
 from .frame import run_id
@@ -421,8 +422,6 @@ def _output(args: argparse.Namespace) -> str:
     if picked is not None:
         frame = _picked_rows(frame, picked)
     else:  # repro14: one row per sweep job, its latest attempt
-        from .attempts import latest_attempts
-
         frame = latest_attempts(frame, all_attempts=args.all_attempts)
     frame = select_rows(frame, args)
     export = args.format in _EXTRA_FORMATS

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import hooks, layout, provenance
+from .announce import announce, previous_status
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .exceptions import ResumeMismatchError, StorageError  # the first also imported from here
@@ -205,14 +206,19 @@ class Experiment:
     # -- start -------------------------------------------------------------
 
     def _start_recording(self, capture_output: bool) -> None:
+        previous = None
         if self.resumed:
             self._take_over_existing()
+            previous = previous_status(self.dir)  # before the start files replace it
         try:
             self._write_start_files()
         except OSError as e:
             raise StorageError(
                 e.errno, f"cannot write to experiment folder {self.dir}: {e.strerror or e}"
             ) from e
+        # before the capture: the line is for the terminal, not the run's stderr file
+        launch_cwd = (self.metadata.get("launch") or {}).get("cwd") or os.getcwd()
+        announce(self, Path(launch_cwd), previous)
         if capture_output:
             self._start_capture()
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()

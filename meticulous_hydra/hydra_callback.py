@@ -32,7 +32,6 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from . import layout, provenance
-from .announce import announce, previous_status
 from .environment import command_argv, global_rank
 from .exceptions import DirtyRepoError, RecordingError
 from .experiment import Experiment
@@ -344,7 +343,6 @@ class MeticulousCallback(Callback):
             if self._hydra_files_ours:
                 redact_hydra_files(hc, redactor, hidden)
             sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
-            previous = previous_status(folder)
             code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
             self._exp = Experiment._for_adapter(
                 resolved,
@@ -372,7 +370,6 @@ class MeticulousCallback(Callback):
             )
         except RecordingError as e:
             _fail(str(e))
-        announce(self._exp, Path(self._launch["cwd"]), previous)
         # A job that returns reaches on_job_end; one still open when the
         # process exits left by an exception Hydra does not catch.
         self._exp.default_end = (

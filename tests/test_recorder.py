@@ -667,3 +667,27 @@ def test_the_package_imports_one_way() -> None:
 
     cycles = sorted(m for m in modules if reaches(m, m, set()))
     assert not cycles, f"modules in an import cycle: {cycles}"
+
+
+def test_a_plain_experiment_says_where_it_records_on_the_terminal_only(repo: Path) -> None:
+    write_script(
+        repo,
+        "plain.py",
+        """
+        from meticulous_hydra import Experiment
+        with Experiment({"lr": 0.1}) as exp:
+            pass
+        with Experiment({"lr": 0.1}, experiment_id="base") as exp:
+            pass
+        with Experiment({"lr": 0.1}, experiment_id="base") as exp:
+            pass
+        """,
+        commit=True,
+    )
+    proc = run_python(["plain.py"], repo, check=True)
+    assert proc.stderr.splitlines() == [
+        "meticulous-hydra: recording to experiments/1",
+        "meticulous-hydra: recording to experiments/base",
+        "meticulous-hydra: resuming experiments/base, which had ended SUCCESS (restart 1)",
+    ]
+    assert (repo / "experiments/1/stderr").read_text() == ""

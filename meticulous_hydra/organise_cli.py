@@ -109,6 +109,16 @@ def _say(runs: Sequence[Run], done: Sequence[Run], verb: str, already: str) -> N
         print(f"{already}: " + ", ".join(r.label(several) for r in rest))
 
 
+def _runs_named(args: argparse.Namespace, verb: str, last: str) -> None:
+    """``meticulous tag 1``: the one word went to the tag, not to the runs."""
+    if not args.runs and not (args.sweep or args.status or args.filter):
+        value = getattr(args, last)
+        raise UsageError(
+            f"which runs? give them before the {last}: meticulous {verb} 3 5-7 {value} "
+            "(or --sweep/--status/--filter)"
+        )
+
+
 def _tag_value(tag: str) -> str:
     try:
         return layout.validate_tag(tag)
@@ -117,22 +127,25 @@ def _tag_value(tag: str) -> str:
 
 
 def _tag(args: argparse.Namespace) -> int:
+    _runs_named(args, "tag", "tag")
     tag = _tag_value(args.tag)
     runs = selection.select(args.runs, args)
     done = [r for r in runs if organise.add_tag(r.path, tag)]
-    _say(runs, done, f"tagged {tag}:", "already tagged")
+    _say(runs, done, f"tagged {tag}:", f"already tagged {tag}")
     return 0
 
 
 def _untag(args: argparse.Namespace) -> int:
+    _runs_named(args, "untag", "tag")
     tag = _tag_value(args.tag)
     runs = selection.select(args.runs, args, include_archived=True)
     done = [r for r in runs if organise.remove_tag(r.path, tag)]
-    _say(runs, done, f"untagged {tag}:", "not tagged")
+    _say(runs, done, f"untagged {tag}:", f"not tagged {tag}")
     return 0
 
 
 def _note(args: argparse.Namespace) -> int:
+    _runs_named(args, "note", "text")
     if not args.text.strip():
         raise UsageError("the note is empty")
     runs = selection.select(args.runs, args)

@@ -275,6 +275,16 @@ class ExperimentReader:
         return row
 
 
+def describe_ids(names: Sequence[str], most: int = 5) -> str:
+    """The ids of a root in a few words, for error messages: ``1-22, baseline``."""
+    numbered = [int(n) for n in names if layout.is_numbered(n)]
+    custom = [n for n in names if not layout.is_numbered(n)]
+    low, high = (min(numbered), max(numbered)) if numbered else (0, 0)
+    parts = [str(low) if low == high else f"{low}-{high}"] if numbered else []
+    parts += custom[:most] + (["..."] if len(custom) > most else [])
+    return ", ".join(parts) or "none"
+
+
 def experiment_names(root: str | os.PathLike[str]) -> list[str]:
     """The experiment folders under ``root``, numbered ones first in numeric order."""
     root = os.fspath(root)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import layout
 from .exceptions import UsageError
-from .reader import experiment_names, load_experiments
+from .reader import describe_ids, experiment_names, load_experiments
 from .summary_cli import select_rows
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
@@ -86,8 +86,7 @@ def expand(token: str, root: Path, names: Sequence[str], what: str = "run") -> l
         if found:
             return found
         raise UsageError(f"no {what} numbered {low} to {high} under {root}")
-    numbered = [int(n) for n in names if layout.is_numbered(n)]
-    known = f"ids {min(numbered)}-{max(numbered)}" if numbered else "none numbered"
+    known = f"ids {describe_ids(names)}"
     raise UsageError(f"no {what} {token!r} under {root} ({known}); see meticulous-summary {root}")
 
 

@@ -21,7 +21,13 @@ from .columns import default_columns
 from .exceptions import UsageError
 from .frame import run_id
 from .query import QueryError, filter_frame, resolve_column
-from .reader import ExperimentReader, experiment_dirs, experiment_names, load_experiments
+from .reader import (
+    ExperimentReader,
+    describe_ids,
+    experiment_dirs,
+    experiment_names,
+    load_experiments,
+)
 from .table import FAST_FORMATS, is_missing, number, render
 
 if TYPE_CHECKING:
@@ -327,9 +333,7 @@ def _missing_run(path: Path) -> str | None:
     names = experiment_names(path.parent)
     if not names:
         return None
-    numbered = [int(n) for n in names if layout.is_numbered(n)]
-    runs = f"{min(numbered)}-{max(numbered)}" if numbered else ", ".join(names[:5])
-    return f"no run {path.name} in {path.parent} (its runs: {runs})"
+    return f"no run {path.name} in {path.parent} (its runs: {describe_ids(names)})"
 
 
 def _split_roots(args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]] | None]:

@@ -42,7 +42,7 @@ def swept_columns(frame: pd.DataFrame) -> list[str]:
     for overrides in frame["overrides"].dropna().unique():
         for override in overrides if isinstance(overrides, tuple) else ():
             key = str(override).partition("=")[0].lstrip("+~")
-            if key and not key.startswith("hydra"):
+            if key and not key.startswith("hydra") and key != layout.OPT_IN_GROUP:
                 keys[key] = None
     found = []
     for key in keys:

@@ -101,7 +101,8 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     hydra = meta.get("hydra") if isinstance(meta.get("hydra"), dict) else {}
     out["overrides"] = " ".join(meta.get("overrides") or []) or ""
     for group, choice in sorted((hydra.get("choices") or {}).items()):
-        out[f"choice.{group}"] = choice
+        if group != layout.OPT_IN_GROUP:
+            out[f"choice.{group}"] = choice
     flatten(run.summary, "summary", out)
     out["status"] = run.status
     duration = meta.get("duration")

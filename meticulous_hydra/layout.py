@@ -379,3 +379,8 @@ def validate_tag(tag: str) -> str:
             "(not starting with . + = @ -)"
         )
     return tag
+
+
+# The config group that switches recording on (`+meticulous=on`): a choice the
+# runs record, but the recorder's own switch, never a setting of the run.
+OPT_IN_GROUP = "meticulous"

@@ -218,7 +218,11 @@ def _trash_names(root: Path, tokens: Sequence[str]) -> list[str]:
     for token in tokens:
         base = [n.split("~", 1)[0] for n in names]
         for wanted in selection.expand(
-            token, root / layout.TRASH_DIR, [*names, *base], "trashed run"
+            token,
+            root / layout.TRASH_DIR,
+            [*names, *base],
+            "trashed run",
+            see=f"meticulous restore --list --root {root}",
         ):
             chosen += [n for n, b in zip(names, base, strict=True) if wanted in (n, b)]
     return list(dict.fromkeys(chosen))

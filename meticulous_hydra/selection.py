@@ -75,7 +75,9 @@ def _split(token: str, default_root: Path) -> tuple[Path, str]:
     return default_root, token
 
 
-def expand(token: str, root: Path, names: Sequence[str], what: str = "run") -> list[str]:
+def expand(
+    token: str, root: Path, names: Sequence[str], what: str = "run", see: str = ""
+) -> list[str]:
     """The names of ``names`` that ``token`` (an id or a range) stands for."""
     if token in names:
         return [token]
@@ -87,7 +89,8 @@ def expand(token: str, root: Path, names: Sequence[str], what: str = "run") -> l
             return found
         raise UsageError(f"no {what} numbered {low} to {high} under {root}")
     known = f"ids {describe_ids(names)}"
-    raise UsageError(f"no {what} {token!r} under {root} ({known}); see meticulous-summary {root}")
+    see = see or f"meticulous-summary {root}"
+    raise UsageError(f"no {what} {token!r} under {root} ({known}); see {see}")
 
 
 def one(token: str, default_root: Path) -> Run:

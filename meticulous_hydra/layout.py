@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -340,6 +340,17 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool 
             "convert it to a number, string, list or dict"
         )
     return str(value)
+
+
+def localise(value: Any, places: Sequence[tuple[str, str]]) -> Any:
+    """``value`` with each path of ``places`` written as its name
+    (``/abs/experiments/7/model.pt`` -> ``<run folder>/model.pt``), so values
+    that only name each run's own place compare equal."""
+    if isinstance(value, str):
+        for path, name in places:
+            if path:
+                value = value.replace(path, name)
+    return value
 
 
 def deep_merge(base: dict, update: Mapping) -> dict:

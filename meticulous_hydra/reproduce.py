@@ -374,14 +374,6 @@ def _flat(tree: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return flatten(tree, prefix, {}) if tree else {}
 
 
-def _localise(value: Any, places: Sequence[tuple[str, str]]) -> Any:
-    if isinstance(value, str):
-        for path, name in places:
-            if path:
-                value = value.replace(path, name)
-    return value
-
-
 def config_differences(old: Run, new: Run) -> list[tuple[str, Any, Any]]:
     """Keys whose values differ, paths inside each run's own folder and
     repository written relative to them (they necessarily differ)."""
@@ -389,8 +381,8 @@ def config_differences(old: Run, new: Run) -> list[tuple[str, Any, Any]]:
     def places(run: Run) -> list[tuple[str, str]]:
         return [(str(run.folder), "<run folder>"), (str(run.git.get("toplevel") or ""), "<repo>")]
 
-    a = {k: _localise(v, places(old)) for k, v in _flat(old.config, "config").items()}
-    b = {k: _localise(v, places(new)) for k, v in _flat(new.config, "config").items()}
+    a = {k: layout.localise(v, places(old)) for k, v in _flat(old.config, "config").items()}
+    b = {k: layout.localise(v, places(new)) for k, v in _flat(new.config, "config").items()}
     missing = "(absent)"
     return [
         (k[len("config.") :], a.get(k, missing), b.get(k, missing))

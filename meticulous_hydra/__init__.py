@@ -43,7 +43,7 @@ _EXPORTS = {
     "ExperimentReader": "reader",
     "Experiments": "reader",
     "load_experiments": "reader",
-    "load_metrics": "metrics",
+    "load_metrics": "reader",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
@@ -62,8 +62,7 @@ if TYPE_CHECKING:
     )
     from .experiment import Experiment, current
     from .hydra_callback import MeticulousCallback
-    from .metrics import load_metrics
-    from .reader import ExperimentReader, Experiments, load_experiments
+    from .reader import ExperimentReader, Experiments, load_experiments, load_metrics
 
 
 def __getattr__(name: str) -> Any:

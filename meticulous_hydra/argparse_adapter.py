@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from .announce import announce, previous_status
 from .environment import command_argv
 from .exceptions import RecordingError
 from .experiment import Experiment
@@ -155,10 +153,6 @@ def record(
     overrides = changed_arguments(parser, namespace)
     for name in options:
         delattr(namespace, _PREFIX + name)
-    cwd = Path.cwd()
-    previous = None
-    if options["experiment_id"] is not None and not options["norecord"]:
-        previous = previous_status(Path(options["experiments_dir"]) / options["experiment_id"])
     try:
         exp = Experiment._for_adapter(
             vars(namespace),
@@ -178,5 +172,4 @@ def record(
         )
     except RecordingError as e:
         parser.exit(1, f"{parser.prog}: meticulous-hydra: {e}\n")
-    announce(exp, cwd, previous)
     return namespace, exp

@@ -24,6 +24,8 @@ PROG = "meticulous"
 VERBS: dict[str, tuple[str, str]] = {
     "summary": ("summary_cli", "the table of runs (same as meticulous-summary)"),
     "show": ("show", "runs in full: status, overrides, git, tags, notes, config, summary, output"),
+    "reproduce": ("reproduce", "what changed since a run, and the commands that run it again"),
+    "rerun": ("rerun", "run the failed jobs of a sweep again, into the same sweep"),
     "diff": ("compare", "what differs between runs: config, results, code, environment"),
     "tag": ("organise_cli", "tag runs: meticulous tag 3 5-7 best"),
     "untag": ("organise_cli", "remove a tag"),
@@ -35,19 +37,28 @@ VERBS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser(verbs: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def _parsers(verbs: Sequence[str]) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Act on recorded runs. `meticulous VERB --help` tells more.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="verb", metavar="VERB", title="verbs")
-    for verb in verbs if verbs is not None else VERBS:
+    for verb in verbs:
         if verb == "summary":  # dispatched to meticulous-summary as it is
             continue
         module, _ = VERBS[verb]
         import_module(f".{module}", __package__).register(sub)
-    return parser
+    return parser, sub
+
+
+def build_parser(verbs: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    return _parsers(list(VERBS) if verbs is None else verbs)[0]
+
+
+def verb_parser(verb: str) -> argparse.ArgumentParser:
+    """The parser of one verb (its prog is ``meticulous VERB``)."""
+    return _parsers([verb])[1].choices[verb]
 
 
 def _verb_list() -> str:
@@ -68,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if verb not in VERBS:
         sys.stderr.write(f"{PROG}: error: unknown verb {verb!r}; one of: {', '.join(VERBS)}\n")
         return 2
-    args = build_parser([verb]).parse_args(argv)
+    # options may come anywhere: `meticulous tag 3 --root runs best`
+    args = verb_parser(verb).parse_intermixed_args(argv[1:])
     try:
         return int(args.func(args) or 0)
     except UsageError as e:

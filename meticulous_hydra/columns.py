@@ -42,7 +42,7 @@ def swept_columns(frame: pd.DataFrame) -> list[str]:
     for overrides in frame["overrides"].dropna().unique():
         for override in overrides if isinstance(overrides, tuple) else ():
             key = str(override).partition("=")[0].lstrip("+~")
-            if key and not key.startswith("hydra"):
+            if key and not key.startswith("hydra") and key != layout.OPT_IN_GROUP:
                 keys[key] = None
     found = []
     for key in keys:
@@ -137,4 +137,6 @@ def default_columns(frame: pd.DataFrame) -> list[str]:
         cols.append("description")
     if "tags" in frame.columns and frame["tags"].map(bool).any():
         cols.append("tags")  # issue 15's tags, once a run shown has one
+    if "attempts" in frame.columns and (frame["attempts"] > 1).any():
+        cols.append("attempts")  # issue 14: a sweep job run again by `meticulous rerun`
     return [*cols, *derived, *own_folder, "start_time", "duration"]

@@ -16,6 +16,7 @@ from . import layout, selection
 from .exceptions import UsageError
 from .frame import hashable
 from .reader import ExperimentReader, flatten
+from .table import number, render
 
 ABSENT = "—"
 _EXTRA_FORMATS = ("csv", "json")
@@ -97,10 +98,15 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     meta = run.metadata
     out: dict[str, Any] = {}
     flatten(run.config, "config", out)
+    # a path into the run's own folder differs between any two runs, telling
+    # them apart by nothing: it is compared (and shown) relative to the folder
+    own = [(str(run.path.absolute()), "<run folder>")]
+    out = {k: layout.localise(v, own) for k, v in out.items()}
     hydra = meta.get("hydra") if isinstance(meta.get("hydra"), dict) else {}
     out["overrides"] = " ".join(meta.get("overrides") or []) or ""
     for group, choice in sorted((hydra.get("choices") or {}).items()):
-        out[f"choice.{group}"] = choice
+        if group != layout.OPT_IN_GROUP:
+            out[f"choice.{group}"] = choice
     flatten(run.summary, "summary", out)
     out["status"] = run.status
     duration = meta.get("duration")
@@ -120,7 +126,12 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     for name, version in _packages(run).items():
         out[f"package.{name}"] = version
     out["host"] = meta.get("host")
-    return {k: hashable(v) for k, v in out.items()}
+    # outside the config and the summary, None means "not recorded": absent
+    return {
+        k: hashable(v)
+        for k, v in out.items()
+        if v is not None or k.startswith(("config.", "summary."))
+    }
 
 
 # -- comparing -----------------------------------------------------------------------
@@ -131,8 +142,6 @@ def _kind(value: Any) -> str:
 
 
 def _text(value: Any) -> str:
-    from .table import number
-
     if value is _MISSING:
         return ABSENT
     if value is None:
@@ -151,10 +160,12 @@ def _numeric(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def rows(runs: Sequence[ExperimentReader], show_all: bool) -> list[tuple[str, list[str]]]:
-    """(key, one cell per run) for every key that differs (all with ``show_all``)."""
-    from .table import number
-
+def rows(
+    runs: Sequence[ExperimentReader], show_all: bool, *, exact: bool = False
+) -> list[tuple[str, list[Any]]]:
+    """(key, one cell per run) for every key that differs (all with ``show_all``);
+    with ``exact`` the cells are the values themselves (None where absent), for
+    csv and json."""
     all_facts = [facts(r) for r in runs]
     keys = sorted(dict.fromkeys(k for f in all_facts for k in f), key=_section)
     code_differs = len({_code_key(f) for f in all_facts}) > 1
@@ -167,6 +178,9 @@ def rows(runs: Sequence[ExperimentReader], show_all: bool) -> list[tuple[str, li
         present = [v for v in values if v is not _MISSING and v is not None]
         # 1 and 1.0, or 0.1 and "0.1", look alike but are not the same setting
         typed = key.startswith("config.") and len({_kind(v) for v in present}) > 1
+        if exact:
+            out.append((key, [None if v is _MISSING else v for v in values]))
+            continue
         cells = []
         for i, value in enumerate(values):
             cell = _text(value)
@@ -208,7 +222,7 @@ def _section(key: str) -> int:
 
 
 def _code_key(f: dict[str, Any]) -> tuple[Any, ...]:
-    return f["git.sha"], f["git.diff"], f["git.untracked"]
+    return f.get("git.sha"), f.get("git.diff"), f.get("git.untracked")
 
 
 def _git(top: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -250,12 +264,10 @@ def code_section(runs: Sequence[ExperimentReader], labels: Sequence[str]) -> str
 def diff(runs: Sequence[selection.Run], *, show_all: bool = False, fmt: str = "simple") -> str:
     import pandas as pd
 
-    from .table import render
-
     several = selection.several_roots(runs)
     labels = [r.label(several) for r in runs]
     readers = [ExperimentReader(r.path) for r in runs]
-    found = rows(readers, show_all)
+    found = rows(readers, show_all, exact=fmt in _EXTRA_FORMATS)
     if not found:
         return f"runs {', '.join(labels)} do not differ\n"
     frame = pd.DataFrame(

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import hooks, layout
+from . import hooks, layout, provenance
+from .announce import announce, previous_status
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .exceptions import ResumeMismatchError, StorageError  # the first also imported from here
@@ -157,6 +158,9 @@ class Experiment:
                 self.git = read_git_state(
                     code_path, allow_dirty=allow_dirty, flag_hint=plumbing.allow_dirty_hint
                 )
+            if provenance.repeating():  # a reproduction never resumes the id it was given
+                experiment_id = None
+            root = provenance.root_override(root)
             self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
             self.id = self.dir.name
         self._start_time = layout.now()
@@ -171,6 +175,7 @@ class Experiment:
             extra=metadata,
         )
         if not self.norecord:
+            self.metadata.update(provenance.start_metadata(self.config, description))
             self._start_recording(capture_output)
         hooks.track(self)
 
@@ -201,14 +206,19 @@ class Experiment:
     # -- start -------------------------------------------------------------
 
     def _start_recording(self, capture_output: bool) -> None:
+        previous = None
         if self.resumed:
             self._take_over_existing()
+            previous = previous_status(self.dir)  # before the start files replace it
         try:
             self._write_start_files()
         except OSError as e:
             raise StorageError(
                 e.errno, f"cannot write to experiment folder {self.dir}: {e.strerror or e}"
             ) from e
+        # before the capture: the line is for the terminal, not the run's stderr file
+        launch_cwd = (self.metadata.get("launch") or {}).get("cwd") or os.getcwd()
+        announce(self, Path(launch_cwd), previous)
         if capture_output:
             self._start_capture()
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
@@ -268,6 +278,7 @@ class Experiment:
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         if self.git is not None and self.git.diff:
             layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
+        provenance.write_packages(self.dir)
         if self.git is not None:
             self.git.save_untracked_code(self.dir)
         self._write_metadata()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from . import layout
 from .exceptions import UsageError
 from .metrics import last_record, read_records, sparkline
+from .table import number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,8 +75,6 @@ def _folders(frame: pd.DataFrame, roots: Sequence[str]) -> list[Path]:
 
 
 def _progress(record: dict[str, Any]) -> str:
-    from .table import number
-
     parts = [] if record.get("step") is None else [f"step {record['step']}"]
     for key, value in record.items():
         if key in ("step", "time"):

@@ -31,8 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from . import layout
-from .announce import announce, previous_status
+from . import layout, provenance
 from .environment import command_argv, global_rank
 from .exceptions import DirtyRepoError, RecordingError
 from .experiment import Experiment
@@ -174,6 +173,7 @@ class MeticulousCallback(Callback):
         self._git: Any = None
         self._git_read = False
         self._sweep: dict[str, Any] | None = None
+        self._packages: list[str] | None = None  # read once per sweep, for every job
         self._launch: dict[str, Any] | None = None
         self._mode: str | None = None
         self._key = _KEY
@@ -204,7 +204,7 @@ class MeticulousCallback(Callback):
         return f"hydra.callbacks.{self._key}"
 
     def _root(self, config: DictConfig) -> Path:
-        root = Path(self.root).expanduser()
+        root = Path(provenance.root_override(self.root)).expanduser()
         if not root.is_absolute():
             root = Path(config.hydra.runtime.cwd) / root
         return root
@@ -238,6 +238,7 @@ class MeticulousCallback(Callback):
         self._key = self._find_key(config)
         redactor = Redactor(self.redact)
         task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        self._packages = provenance.installed_packages()
         self._launch = {
             "argv": redactor.argv(command_argv()),
             "cwd": os.getcwd(),
@@ -324,6 +325,7 @@ class MeticulousCallback(Callback):
             return
         if self._launch is None:  # declared in a way that skipped the start hooks
             self._begin(config, "RUN")
+        provenance.use_packages(self._packages)
         _restore_file_names(task_function, self._main_file)
         hc = HydraConfig.get()
         try:
@@ -341,7 +343,6 @@ class MeticulousCallback(Callback):
             if self._hydra_files_ours:
                 redact_hydra_files(hc, redactor, hidden)
             sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
-            previous = previous_status(folder)
             code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
             self._exp = Experiment._for_adapter(
                 resolved,
@@ -369,7 +370,6 @@ class MeticulousCallback(Callback):
             )
         except RecordingError as e:
             _fail(str(e))
-        announce(self._exp, Path(self._launch["cwd"]), previous)
         # A job that returns reaches on_job_end; one still open when the
         # process exits left by an exception Hydra does not catch.
         self._exp.default_end = (

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -30,6 +30,7 @@ STDERR = "stderr"
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 GIT_DIFF = "git.diff"
+PACKAGES = "packages.txt"  # name==version of every installed distribution
 # untracked code that ran, under its path in the repository (capture12, issue 12 #5)
 UNTRACKED_DIR = "untracked"
 ROOT_GITIGNORE = ".gitignore"
@@ -341,6 +342,17 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool 
     return str(value)
 
 
+def localise(value: Any, places: Sequence[tuple[str, str]]) -> Any:
+    """``value`` with each path of ``places`` written as its name
+    (``/abs/experiments/7/model.pt`` -> ``<run folder>/model.pt``), so values
+    that only name each run's own place compare equal."""
+    if isinstance(value, str):
+        for path, name in places:
+            if path:
+                value = value.replace(path, name)
+    return value
+
+
 def deep_merge(base: dict, update: Mapping) -> dict:
     """Merge ``update`` into ``base`` in place: nested dicts merge key by key."""
     for k, v in update.items():
@@ -378,3 +390,8 @@ def validate_tag(tag: str) -> str:
             "(not starting with . + = @ -)"
         )
     return tag
+
+
+# The config group that switches recording on (`+meticulous=on`): a choice the
+# runs record, but the recorder's own switch, never a setting of the run.
+OPT_IN_GROUP = "meticulous"

@@ -188,57 +188,12 @@ def frame_of(records: list[dict[str, Any]], name: str) -> pd.DataFrame:
     return long.frame(with_root=False)
 
 
-def _runs_of(source: Any, include_archived: bool) -> tuple[list[tuple[str, str, str]], bool]:
-    """(root, id, folder) of every run ``source`` names, and whether several
-    roots are involved."""
-    from .reader import ExperimentReader, Experiments, experiment_names
-
-    items: Iterable[Any]
-    if isinstance(source, (str, os.PathLike, ExperimentReader, Experiments)):
-        items = [source]
-    else:
-        items = list(source)
-    runs: list[tuple[str, str, str]] = []
-    for item in items:
-        if isinstance(item, ExperimentReader):
-            runs.append((str(item.path.parent), item.id, str(item.path)))
-            continue
-        if isinstance(item, Experiments):
-            item = item.root
-        path = os.fspath(item)
-        if layout.is_experiment_dir(path):
-            parent, name = os.path.split(os.path.normpath(path))
-            runs.append((parent, name, path))
-            continue
-        for name in experiment_names(path):
-            folder = os.path.join(path, name)
-            if include_archived or not os.path.exists(os.path.join(folder, layout.ARCHIVED)):
-                runs.append((path, name, folder))
-    roots = {root for root, _, _ in runs}
-    return runs, len(roots) > 1
-
-
-def load_metrics(
-    runs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | Iterable[Any] = "experiments",
-    *,
-    include_archived: bool = False,
-) -> pd.DataFrame:
-    """Every line of every run's metrics.jsonl as one long DataFrame: columns
-    ``id``, ``step``, ``time`` (tz-aware datetime), ``key``, ``value``, one row
-    per logged value, never sampled.
-
-    ``runs`` is a root, run folders, ``ExperimentReader``s, or a list of
-    those; with runs from several roots a ``root`` column comes first. Rows
-    go run by run, then key by key, in logged order. Join with
-    ``load_experiments()`` on ``id``; plot with
-    ``df[df.key == "loss"].pivot(index="step", columns="id", values="value")``.
-    Archived runs are left out of a root unless ``include_archived``.
-    """
-    found, several = _runs_of(runs, include_archived)
+def runs_frame(runs: Iterable[tuple[str, str, str]], *, with_root: bool) -> pd.DataFrame:
+    """The long frame of the metrics of ``runs``, given as (root, id, folder)."""
     long = _Long()
-    for root, name, folder in found:
+    for root, name, folder in runs:
         long.add(run_id(name), root, read_records(os.path.join(folder, layout.METRICS)))
-    return long.frame(with_root=several)
+    return long.frame(with_root=with_root)
 
 
 # -- the tail of a live run --------------------------------------------------------

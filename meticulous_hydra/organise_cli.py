@@ -9,7 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import layout, organise, selection
+from .environment import username
 from .exceptions import UsageError
+from .reader import ExperimentReader
 from .selection import Run
 
 
@@ -107,6 +109,16 @@ def _say(runs: Sequence[Run], done: Sequence[Run], verb: str, already: str) -> N
         print(f"{already}: " + ", ".join(r.label(several) for r in rest))
 
 
+def _runs_named(args: argparse.Namespace, verb: str, last: str) -> None:
+    """``meticulous tag 1``: the one word went to the tag, not to the runs."""
+    if not args.runs and not (args.sweep or args.status or args.filter):
+        value = getattr(args, last)
+        raise UsageError(
+            f"which runs? give them before the {last}: meticulous {verb} 3 5-7 {value} "
+            "(or --sweep/--status/--filter)"
+        )
+
+
 def _tag_value(tag: str) -> str:
     try:
         return layout.validate_tag(tag)
@@ -115,24 +127,25 @@ def _tag_value(tag: str) -> str:
 
 
 def _tag(args: argparse.Namespace) -> int:
+    _runs_named(args, "tag", "tag")
     tag = _tag_value(args.tag)
     runs = selection.select(args.runs, args)
     done = [r for r in runs if organise.add_tag(r.path, tag)]
-    _say(runs, done, f"tagged {tag}:", "already tagged")
+    _say(runs, done, f"tagged {tag}:", f"already tagged {tag}")
     return 0
 
 
 def _untag(args: argparse.Namespace) -> int:
+    _runs_named(args, "untag", "tag")
     tag = _tag_value(args.tag)
     runs = selection.select(args.runs, args, include_archived=True)
     done = [r for r in runs if organise.remove_tag(r.path, tag)]
-    _say(runs, done, f"untagged {tag}:", "not tagged")
+    _say(runs, done, f"untagged {tag}:", f"not tagged {tag}")
     return 0
 
 
 def _note(args: argparse.Namespace) -> int:
-    from .environment import username
-
+    _runs_named(args, "note", "text")
     if not args.text.strip():
         raise UsageError("the note is empty")
     runs = selection.select(args.runs, args)
@@ -174,8 +187,6 @@ def _rm(args: argparse.Namespace) -> int:
         return _purge_trash(args)
     runs = selection.select(args.runs, args, include_archived=True)
     if not args.force:
-        from .reader import ExperimentReader
-
         live = [r for r in runs if ExperimentReader(r.path).status == layout.RUNNING]
         if live:
             raise UsageError(
@@ -207,7 +218,11 @@ def _trash_names(root: Path, tokens: Sequence[str]) -> list[str]:
     for token in tokens:
         base = [n.split("~", 1)[0] for n in names]
         for wanted in selection.expand(
-            token, root / layout.TRASH_DIR, [*names, *base], "trashed run"
+            token,
+            root / layout.TRASH_DIR,
+            [*names, *base],
+            "trashed run",
+            see=f"meticulous restore --list --root {root}",
         ):
             chosen += [n for n, b in zip(names, base, strict=True) if wanted in (n, b)]
     return list(dict.fromkeys(chosen))

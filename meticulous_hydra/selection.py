@@ -15,6 +15,8 @@ from pathlib import Path
 
 from . import layout
 from .exceptions import UsageError
+from .reader import describe_ids, experiment_names, load_experiments
+from .summary_cli import select_rows
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
 DEFAULT_ROOT = "experiments"
@@ -60,8 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_names(root: Path) -> list[str]:
-    from .reader import experiment_names
-
     try:
         return experiment_names(root)
     except FileNotFoundError as e:
@@ -75,7 +75,9 @@ def _split(token: str, default_root: Path) -> tuple[Path, str]:
     return default_root, token
 
 
-def expand(token: str, root: Path, names: Sequence[str], what: str = "run") -> list[str]:
+def expand(
+    token: str, root: Path, names: Sequence[str], what: str = "run", see: str = ""
+) -> list[str]:
     """The names of ``names`` that ``token`` (an id or a range) stands for."""
     if token in names:
         return [token]
@@ -86,9 +88,18 @@ def expand(token: str, root: Path, names: Sequence[str], what: str = "run") -> l
         if found:
             return found
         raise UsageError(f"no {what} numbered {low} to {high} under {root}")
-    numbered = [int(n) for n in names if layout.is_numbered(n)]
-    known = f"ids {min(numbered)}-{max(numbered)}" if numbered else "none numbered"
-    raise UsageError(f"no {what} {token!r} under {root} ({known}); see meticulous-summary {root}")
+    known = f"ids {describe_ids(names)}"
+    see = see or f"meticulous-summary {root}"
+    raise UsageError(f"no {what} {token!r} under {root} ({known}); see {see}")
+
+
+def one(token: str, default_root: Path) -> Run:
+    """The one run ``token`` (an id or ``ROOT/ID``) names, for verbs that act on one."""
+    root, name = _split(token, default_root)
+    names = expand(name, root, run_names(root))
+    if len(names) != 1:
+        raise UsageError(f"{token!r} names {len(names)} runs; give one id or ROOT/ID")
+    return Run(root, names[0])
 
 
 def select(
@@ -131,9 +142,6 @@ def select(
 
 
 def _filtered(root: Path, args: argparse.Namespace, include_archived: bool) -> list[str]:
-    from .reader import load_experiments
-    from .summary_cli import select_rows
-
     try:
         frame = load_experiments(root, include_archived=include_archived)
     except FileNotFoundError as e:

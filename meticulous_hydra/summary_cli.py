@@ -16,11 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import follow, layout, organise
+from .attempts import latest_attempts
 from .columns import default_columns
 from .exceptions import UsageError
 from .frame import run_id
 from .query import QueryError, filter_frame, resolve_column
-from .reader import ExperimentReader, experiment_dirs, experiment_names, load_experiments
+from .reader import (
+    ExperimentReader,
+    describe_ids,
+    experiment_dirs,
+    experiment_names,
+    load_experiments,
+)
 from .table import FAST_FORMATS, is_missing, number, render
 
 if TYPE_CHECKING:
@@ -87,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sweep", metavar="ID", help="only the jobs of this sweep ('latest' for the newest)"
+    )
+    p.add_argument(
+        "--all-attempts",
+        action="store_true",
+        help="every attempt of a re-run sweep job, not just its latest",
     )
     p.add_argument("--status", nargs="+", metavar="S", help="only runs with these statuses")
     p.add_argument("--last", type=int, metavar="N", help="only the N most recent runs")
@@ -286,7 +298,8 @@ def show_one(path: Path, tail: int = 20) -> str:
     out += ["", "summary:", json.dumps(exp.summary, indent=2, ensure_ascii=False)]
     for name in ("stdout", "stderr"):
         lines = getattr(exp, name).splitlines()[-tail:]
-        out += ["", f"{name} (last {len(lines)} lines):", *lines]
+        plural = "" if len(lines) == 1 else "s"
+        out += ["", f"{name} (last {len(lines)} line{plural}):", *lines]
     if exp.read_errors:
         out += ["", "read errors: " + "; ".join(exp.read_errors)]
     return "\n".join(out) + "\n"
@@ -320,9 +333,7 @@ def _missing_run(path: Path) -> str | None:
     names = experiment_names(path.parent)
     if not names:
         return None
-    numbered = [int(n) for n in names if layout.is_numbered(n)]
-    runs = f"{min(numbered)}-{max(numbered)}" if numbered else ", ".join(names[:5])
-    return f"no run {path.name} in {path.parent} (its runs: {runs})"
+    return f"no run {path.name} in {path.parent} (its runs: {describe_ids(names)})"
 
 
 def _split_roots(args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]] | None]:
@@ -415,6 +426,8 @@ def _output(args: argparse.Namespace) -> str:
         return f"no experiments under {', '.join(roots)} yet\n"
     if picked is not None:
         frame = _picked_rows(frame, picked)
+    else:  # repro14: one row per sweep job, its latest attempt
+        frame = latest_attempts(frame, all_attempts=args.all_attempts)
     frame = select_rows(frame, args)
     export = args.format in _EXTRA_FORMATS
     frame = follow.select(frame, args)  # --tag

@@ -432,3 +432,25 @@ def test_a_tall_table_is_paged_in_a_terminal_only(runs: Path) -> None:
         [CLI], cwd=runs, capture_output=True, text=True, env={**os.environ, **pager}
     )
     assert piped.returncode == 0 and "paged:" not in piped.stdout and piped.stdout.startswith("id")
+
+
+def test_the_recording_switch_is_no_setting_of_the_runs(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    # `+meticulous=on` turns recording on; it tells the runs apart by nothing
+    monkeypatch.chdir(tmp_path)
+    for lr in (0.1, 0.2):
+        record(
+            tmp_path / "experiments",
+            {"lr": lr},
+            {"loss": lr},
+            overrides=["+meticulous=on", f"lr={lr}"],
+            metadata={"hydra": {"choices": {"meticulous": "on", "model": "mlp"}}},
+        )
+    assert summary_cli.main(["--no-pager"]) == 0
+    assert header(capsys.readouterr().out)[:3] == ["id", "status", "lr"]
+    from meticulous_hydra import cli as verbs
+
+    assert verbs.main(["diff", "1", "2", "--all"]) == 0
+    out = capsys.readouterr().out
+    assert "choice.model" in out and "choice.meticulous" not in out

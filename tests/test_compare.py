@@ -64,9 +64,13 @@ def test_config_choices_and_summary_deltas(app: Path, capsys) -> None:
     assert table["config.model.name"] == ["mlp", "resnet"]
     assert table["overrides"] == ["model=mlp", "model=resnet"]
     loss = [json.loads((app / f"experiments/{i}/summary.json").read_text())["loss"] for i in (1, 2)]
-    assert table["summary.loss"][1].endswith(
-        f"({'+' if loss[1] > loss[0] else '-'}{abs(loss[1] - loss[0]):.4g})"
-    )
+    assert table["summary.loss"] == loss  # an export holds the values, exactly
+    delta = f"({'+' if loss[1] > loss[0] else '-'}{abs(loss[1] - loss[0]):.4g})"
+    assert delta in out.split("summary.loss", 1)[1].splitlines()[0]
+    # a path into each run's own folder tells them apart by nothing
+    assert "config.checkpoint" not in table
+    every = cells(diff(capsys, app, "1", "2", "--all", "--format", "json"))
+    assert every["config.checkpoint"] == ["<run folder>/model.pt"] * 2
     # equal keys are left out unless --all; same commit, so no code row
     assert "config.epochs" not in table and "code" not in table
     assert "config.epochs" in cells(diff(capsys, app, "1", "2", "--all", "--format", "json"))
@@ -78,8 +82,10 @@ def test_code_between_commits_and_recorded_diffs(app: Path, capsys) -> None:
     out = diff(capsys, app, "1", "3", "4")
     table = cells(diff(capsys, app, "1", "3", "4", "--format", "json"))
     assert table["code"] == ["", "differs", "differs"]
-    assert table["git.dirty"] == ["False", "False", "True"]
-    assert table["git.diff"] == ["null", "null", "1 file +2 -0"]
+    assert table["git.dirty"] == [False, False, True]
+    assert table["git.diff"] == [None, None, "1 file +2 -0"]
+    # in the table, what a run did not record is shown as absent, like a missing key
+    assert out.split("git.diff", 1)[1].split()[:2] == ["—", "—"]
     sha1, sha3 = (
         json.loads((app / f"experiments/{i}/metadata.json").read_text())["git"]["sha"]
         for i in (1, 3)
@@ -102,8 +108,11 @@ def test_types_environment_and_two_roots(tmp_path: Path, capsys) -> None:
     (b / "1/packages.txt").write_text("numpy==2.0.1\npandas==2.2.0\n")
     assert cli.main(["diff", str(a / "1"), str(b / "1"), "--format", "json"]) == 0
     table = cells(capsys.readouterr().out)
-    assert table["config.lr [type changed]"] == ["1 (int)", "1 (str)"]
-    assert table["summary.acc"] == ["0.5", "0.75 (+0.25)"]
+    assert table["config.lr"] == [1, "1"]
+    assert table["summary.acc"] == [0.5, 0.75]
+    assert cli.main(["diff", str(a / "1"), str(b / "1")]) == 0
+    text = capsys.readouterr().out
+    assert "config.lr [type changed]  1 (int)" in text and "0.75 (+0.25)" in text
     assert table["package.numpy"] == ["1.26.4", "2.0.1"]
     assert "package.pandas" not in table and "config.seed" not in table
     assert list(json.loads(cli_json(capsys, a, b))[0]) == ["key", str(a / "1"), str(b / "1")]

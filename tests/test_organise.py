@@ -65,7 +65,7 @@ def test_tags_and_notes_reach_the_frame_and_the_table(app: Path, capsys) -> None
     code, out, _ = meticulous(capsys, "tag", "1-2", "5", "best")
     assert code == 0 and out == "tagged best: 1, 2, 5\n"
     code, out, _ = meticulous(capsys, "tag", "2", "best")
-    assert out == "already tagged: 2\n"
+    assert out == "already tagged best: 2\n"
     assert meticulous(capsys, "tag", "experiments/2", "lr=0.01")[0] == 0
     assert meticulous(capsys, "note", "2", "diverged?\tno: a tab and\na newline")[0] == 0
     assert meticulous(capsys, "note", "2", "second note")[0] == 0
@@ -101,6 +101,17 @@ def test_selection_by_sweep_status_filter_and_paths(app: Path, capsys) -> None:
         pass
     code, out, _ = meticulous(capsys, "tag", "elsewhere/1", "experiments/5", "x")
     assert out == f"tagged x: {Path('elsewhere/1')}, {Path('experiments/5')}\n"
+    # options may come between the runs and the tag
+    code, out, _ = meticulous(capsys, "tag", "1", "--root", "elsewhere", "y")
+    assert code == 0 and out == "tagged y: 1\n"
+    assert (other / "1" / "TAG.y").exists()
+    # custom ids are among the ids an error lists
+    with Experiment(
+        {"lr": 6}, root=other, experiment_id="baseline", capture_output=False, code_dir=app.parent
+    ):
+        pass
+    code, _, err = meticulous(capsys, "tag", "--root", "elsewhere", "7", "z")
+    assert code == 2 and "(ids 1, baseline)" in err
 
 
 @pytest.mark.parametrize(
@@ -109,7 +120,8 @@ def test_selection_by_sweep_status_filter_and_paths(app: Path, capsys) -> None:
         (["tag", "99", "t"], ["99", "ids 1-5"]),
         (["tag", "40-50", "t"], ["40 to 50"]),
         (["tag", "1", "../t"], ["invalid tag"]),
-        (["tag", "t"], ["name the runs"]),
+        (["tag", "t"], ["which runs?", "meticulous tag 3 5-7 t"]),
+        (["note", "1"], ["which runs?", "before the text"]),
         (["tag", "--sweep", "nope", "t"], ["no sweep 'nope'"]),
         (["tag", "--filter", "__import__('os')", "t"], ["not allowed"]),
         (["tag", "--root", "missing", "1", "t"], ["missing", "does not exist"]),
@@ -135,7 +147,7 @@ def test_archive_hides_runs_until_asked(app: Path, capsys) -> None:
     # filters skip archived runs unless --archived; named runs are found anyway
     assert meticulous(capsys, "tag", "--sweep", "latest", "s")[1] == "tagged s: 1, 3\n"
     assert meticulous(capsys, "tag", "--sweep", "latest", "--archived", "s")[1] == (
-        "tagged s: 2, 4\nalready tagged: 1, 3\n"
+        "tagged s: 2, 4\nalready tagged s: 1, 3\n"
     )
     assert meticulous(capsys, "unarchive", "--sweep", "latest")[1] == (
         "unarchived 2, 4\nnot archived: 1, 3\n"

@@ -631,3 +631,61 @@ def test_public_errors_live_in_exceptions_and_keep_their_old_names() -> None:
             assert getattr(module, name) is getattr(exceptions, name)
             assert getattr(meticulous_hydra, name) is getattr(exceptions, name)
     assert issubclass(exceptions.DirtyRepoError, meticulous_hydra.RecordingError)
+
+
+def test_the_package_imports_one_way() -> None:
+    # No module imports one that imports it back, even from inside a function:
+    # the package is layered (layout at the bottom, the CLI verbs at the top).
+    import ast
+
+    package = Path(layout.__file__).parent
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        typing_only = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and id(node) not in typing_only:
+                found |= {node.module} if node.module else {a.name for a in node.names}
+        return {m.split(".")[0] for m in found} - {name}
+
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    graph = {m: imports(m) & modules for m in modules}
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for nxt in graph[start] - seen:
+            if nxt == target or reaches(nxt, target, seen | {nxt}):
+                return True
+        return False
+
+    cycles = sorted(m for m in modules if reaches(m, m, set()))
+    assert not cycles, f"modules in an import cycle: {cycles}"
+
+
+def test_a_plain_experiment_says_where_it_records_on_the_terminal_only(repo: Path) -> None:
+    write_script(
+        repo,
+        "plain.py",
+        """
+        from meticulous_hydra import Experiment
+        with Experiment({"lr": 0.1}) as exp:
+            pass
+        with Experiment({"lr": 0.1}, experiment_id="base") as exp:
+            pass
+        with Experiment({"lr": 0.1}, experiment_id="base") as exp:
+            pass
+        """,
+        commit=True,
+    )
+    proc = run_python(["plain.py"], repo, check=True)
+    assert proc.stderr.splitlines() == [
+        "meticulous-hydra: recording to experiments/1",
+        "meticulous-hydra: recording to experiments/base",
+        "meticulous-hydra: resuming experiments/base, which had ended SUCCESS (restart 1)",
+    ]
+    assert (repo / "experiments/1/stderr").read_text() == ""

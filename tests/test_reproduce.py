@@ -356,6 +356,7 @@ def test_a_commit_the_repository_lacks_is_one_line(
     git(repo, "reset", "-q", "--hard", "HEAD~1")
     git(repo, "reflog", "expire", "--expire=now", "--all")
     git(repo, "gc", "-q", "--prune=now")
+    capsys.readouterr()  # the recording line
     assert cli.main(["reproduce", str(exp.dir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and sha in err and "git fetch" in err
@@ -368,6 +369,7 @@ def test_a_run_outside_git_cannot_be_rebuilt(
     plain.mkdir()
     with Experiment({}, root=plain / "exp", code_dir=plain, capture_output=False) as exp:
         pass
+    capsys.readouterr()  # the recording line
     assert cli.main(["reproduce", str(exp.dir)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "outside a git repository" in err

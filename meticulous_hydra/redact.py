@@ -50,6 +50,15 @@ def _norm(name: str) -> str:
     return name.lower().replace("-", "_").lstrip("_")
 
 
+# a word followed by ':' or '=' (a closing quote between them allowed)
+_KEY_WORD = re.compile(r"([^\s:=\"'.,\[\]{}#-][^\s:=\"'.,\[\]{}#]*)[\"']?\s*[:=]")
+
+
+def _literal(pattern: str) -> str:
+    """The longest part of a glob that any match contains as it is."""
+    return max(re.split(r"[*?]|\[[^\]]*\]", pattern), key=len)
+
+
 class Redactor:
     """Matches keys (leaf name or dotted path, case-insensitive, ``-`` as ``_``)
     against glob patterns. An empty pattern list redacts nothing."""
@@ -62,6 +71,20 @@ class Redactor:
             if self.patterns
             else None
         )
+
+    def may_apply(self, text: str, secrets: Iterable[str] = ()) -> bool:
+        """Whether redacting a file of ``text`` could change anything: a
+        pattern's literal part or a secret occurs in it. False is certain, so
+        the file need not be parsed (most files hold no secret at all)."""
+        if any(len(s) >= _MIN_SCRUB and s in text for s in secrets):
+            return True
+        if any("." in p for p in self.patterns):  # a dotted pattern: by its literal part
+            normal = _norm(text)
+            return any(_literal(p) in normal for p in self.patterns)
+        # a key of the file (YAML's `key:`, an override's `a.key=`) that matches;
+        # a pattern that only occurs as a value (the callback's own `redact`
+        # list, say) changes nothing
+        return any(self.matches(key) for key in _KEY_WORD.findall(text))
 
     def matches(self, dotted_key: str) -> bool:
         if self._regex is None:

@@ -103,7 +103,9 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     own = [(str(run.path.absolute()), "<run folder>")]
     out = {k: layout.localise(v, own) for k, v in out.items()}
     hydra = meta.get("hydra") if isinstance(meta.get("hydra"), dict) else {}
-    out["overrides"] = " ".join(meta.get("overrides") or []) or ""
+    switch = f"+{layout.OPT_IN_GROUP}="  # the recording switch is no setting of the run
+    overrides = [o for o in meta.get("overrides") or [] if not str(o).startswith(switch)]
+    out["overrides"] = " ".join(overrides)
     for group, choice in sorted((hydra.get("choices") or {}).items()):
         if group != layout.OPT_IN_GROUP:
             out[f"choice.{group}"] = choice

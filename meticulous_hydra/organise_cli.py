@@ -114,8 +114,8 @@ def _runs_named(args: argparse.Namespace, verb: str, last: str) -> None:
     if not args.runs and not (args.sweep or args.status or args.filter):
         value = getattr(args, last)
         raise UsageError(
-            f"which runs? give them before the {last}: meticulous {verb} 3 5-7 {value} "
-            "(or --sweep/--status/--filter)"
+            f"which runs? meticulous {verb} RUN... {last.upper()} takes the runs first "
+            f"({value!r} was taken as the {last}), or --sweep/--status/--filter"
         )
 
 
@@ -132,6 +132,11 @@ def _tag(args: argparse.Namespace) -> int:
     runs = selection.select(args.runs, args)
     done = [r for r in runs if organise.add_tag(r.path, tag)]
     _say(runs, done, f"tagged {tag}:", f"already tagged {tag}")
+    if tag in selection.run_names(runs[0].root):  # `meticulous tag 1 2`: a tag forgotten?
+        sys.stderr.write(
+            f"meticulous tag: note: the tag {tag!r} is also a run id; "
+            f"to tag run {tag} too, name it before the tag\n"
+        )
     return 0
 
 
@@ -253,7 +258,13 @@ def _restore(args: argparse.Namespace) -> int:
     chosen: list[str] = []
     for token in args.runs:
         # the plain id first: 7 restores .trash/7; 7~2 must be named
-        chosen += selection.expand(token, root / layout.TRASH_DIR, names, "trashed run")
+        chosen += selection.expand(
+            token,
+            root / layout.TRASH_DIR,
+            names,
+            "trashed run",
+            see=f"meticulous restore --list --root {root}",
+        )
     restored = []
     for name in dict.fromkeys(chosen):
         try:

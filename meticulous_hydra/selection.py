@@ -88,7 +88,7 @@ def expand(
         if found:
             return found
         raise UsageError(f"no {what} numbered {low} to {high} under {root}")
-    known = f"ids {describe_ids(names)}"
+    known = f"ids {describe_ids(names)}" if names else "there are none"
     see = see or f"meticulous-summary {root}"
     raise UsageError(f"no {what} {token!r} under {root} ({known}); see {see}")
 

@@ -298,6 +298,9 @@ def show_one(path: Path, tail: int = 20) -> str:
     out += ["", "summary:", json.dumps(exp.summary, indent=2, ensure_ascii=False)]
     for name in ("stdout", "stderr"):
         lines = getattr(exp, name).splitlines()[-tail:]
+        if not lines:
+            out += ["", f"{name}: (empty)"]
+            continue
         plural = "" if len(lines) == 1 else "s"
         out += ["", f"{name} (last {len(lines)} line{plural}):", *lines]
     if exp.read_errors:

@@ -454,3 +454,4 @@ def test_the_recording_switch_is_no_setting_of_the_runs(
     assert verbs.main(["diff", "1", "2", "--all"]) == 0
     out = capsys.readouterr().out
     assert "choice.model" in out and "choice.meticulous" not in out
+    assert "meticulous=on" not in out and "lr=0.1" in out

@@ -104,6 +104,9 @@ def test_selection_by_sweep_status_filter_and_paths(app: Path, capsys) -> None:
     # options may come between the runs and the tag
     code, out, _ = meticulous(capsys, "tag", "1", "--root", "elsewhere", "y")
     assert code == 0 and out == "tagged y: 1\n"
+    # a tag that is also a run id is done, with a note: was the tag forgotten?
+    code, out, err = meticulous(capsys, "tag", "2", "1")
+    assert code == 0 and out == "tagged 1: 2\n" and "'1' is also a run id" in err
     assert (other / "1" / "TAG.y").exists()
     # custom ids are among the ids an error lists
     with Experiment(
@@ -120,8 +123,9 @@ def test_selection_by_sweep_status_filter_and_paths(app: Path, capsys) -> None:
         (["tag", "99", "t"], ["99", "ids 1-5"]),
         (["tag", "40-50", "t"], ["40 to 50"]),
         (["tag", "1", "../t"], ["invalid tag"]),
-        (["tag", "t"], ["which runs?", "meticulous tag 3 5-7 t"]),
-        (["note", "1"], ["which runs?", "before the text"]),
+        (["tag", "t"], ["which runs?", "'t' was taken as the tag"]),
+        (["note", "1"], ["which runs?", "RUN... TEXT"]),
+        (["restore", "99"], ["no trashed run '99'", "there are none", "restore --list"]),
         (["tag", "--sweep", "nope", "t"], ["no sweep 'nope'"]),
         (["tag", "--filter", "__import__('os')", "t"], ["not allowed"]),
         (["tag", "--root", "missing", "1", "t"], ["missing", "does not exist"]),
@@ -315,6 +319,7 @@ def test_show_gives_runs_in_full_with_their_tags_and_notes(app: Path, capsys) ->
     assert two.startswith("experiment 2 ") and "tags: best\n" in two
     assert "notes:\n" in two and two.rstrip().count("lr too high?") == 1
     assert "config:" in five and "tags:" not in five and "notes:" not in five
+    assert "\nstderr: (empty)\n" in five  # the recording line is for the terminal only
     # an archived run is shown too, and says so
     assert meticulous(capsys, "archive", "5")[0] == 0
     assert "archived: yes" in meticulous(capsys, "show", "5")[1]

@@ -474,7 +474,12 @@ def reproduce(run: Run, repo: Path, steps: list[Step], keep: bool) -> int:
     if not made:
         print(f"the command exited with {code} and recorded no run reproducing run {run.id}")
         return 1
-    new = made[-1]
+    # a program that records several runs (a loop over seeds) records them
+    # all again: the one to compare is the one with the fewest differences
+    new = min(made, key=lambda r: len(config_differences(run, r)))
+    if len(made) > 1:
+        others = ", ".join(r.id for r in made if r is not new)
+        print(f"\nthe command recorded {len(made)} runs; besides run {new.id}: {others}")
     print(f"\nrun {new.id} reproduces run {run.id}: {new.status}")
     diffs = config_differences(run, new)
     real = 0

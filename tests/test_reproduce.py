@@ -561,3 +561,30 @@ def test_copies_of_a_root_are_not_attempts_of_each_other() -> None:
     latest = latest_attempts(frame)
     assert list(latest.index) == [("a", "1"), ("b", "2")]
     assert list(latest["attempts"]) == [1, 2]
+
+
+def test_one_run_of_a_loop_is_compared_with_its_own_repetition(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # the README's "Without either" loop: reproducing run 2 runs the script,
+    # which records every seed again; run 2 is compared with seed 1's new run
+    repo = make_repo(tmp_path / "repo")
+    write_script(
+        repo,
+        "loop.py",
+        """
+        from meticulous_hydra import Experiment
+
+        for seed in range(3):
+            with Experiment({"seed": seed, "lr": 0.1}) as exp:
+                exp.summary({"loss": round(1 / (seed + 1), 6)})
+        """,
+        commit=True,
+    )
+    run_python(["loop.py"], repo, check=True)
+    root = repo / "experiments"
+    assert cli.main(["reproduce", str(root / "2"), "--run"]) == 0
+    out = capfd.readouterr().out
+    assert "run 5 reproduces run 2: SUCCESS" in out and "config: identical" in out
+    assert "recorded 3 runs" in out and "4, 6" in out
+    assert_same_results(root / "2", root / "5")

@@ -92,7 +92,7 @@ def _register_rm(sub: argparse._SubParsersAction) -> None:
 def _register_restore(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("restore", help="bring runs back from ROOT/.trash")
     p.add_argument("runs", nargs="*", metavar="RUN", help="ids or ranges in the trash")
-    p.add_argument("--root", default=selection.DEFAULT_ROOT, help="experiments root")
+    selection.add_root(p)
     p.add_argument("--list", action="store_true", help="list the trash")
     p.set_defaults(func=_restore)
 

@@ -509,7 +509,7 @@ def register(subparsers: Any) -> None:
         "--run does it and compares the two runs.",
     )
     p.add_argument("run", metavar="RUN", help="ID (under --root) or ROOT/ID")
-    p.add_argument("--root", default="experiments", help="experiments root (default: %(default)s)")
+    selection.add_root(p)
     p.add_argument("--repo", help="the git repository to rebuild from (default: the recorded one)")
     p.add_argument("--run", dest="execute", action="store_true", help="rebuild, run and compare")
     p.add_argument("--keep", action="store_true", help="keep the worktree after --run")

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import layout, provenance
+from . import layout, provenance, selection
 from .attempts import latest_attempts
 from .exceptions import UsageError
 from .reader import load_experiments
@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
         "--failed", action="store_true", required=True, help="the jobs that did not succeed"
     )
     p.add_argument("--sweep", default="latest", metavar="ID", help="sweep id, or latest (default)")
-    p.add_argument("--root", default="experiments", help="experiments root (default: %(default)s)")
+    selection.add_root(p)
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     p.set_defaults(func=main)
 

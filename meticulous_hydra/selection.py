@@ -37,16 +37,21 @@ class Run:
         return str(self.path) if several_roots else self.id
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The selection options every verb shares (the runs themselves are the
-    verb's positional arguments)."""
-    group = parser.add_argument_group("selecting runs")
-    group.add_argument(
+def add_root(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--root``, the same for every verb."""
+    parser.add_argument(
         "--root",
         default=DEFAULT_ROOT,
         metavar="ROOT",
         help="experiments root for bare ids (default ./experiments)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The selection options every verb shares (the runs themselves are the
+    verb's positional arguments)."""
+    group = parser.add_argument_group("selecting runs")
+    add_root(group)
     group.add_argument(
         "--sweep", metavar="ID", help="the jobs of this sweep ('latest' for the newest)"
     )

@@ -1,23 +1,22 @@
 """meticulous-hydra: record every run of an ML program in plain numbered folders.
 
-Five parts, in one flat package; imports go downwards only:
+The folders are the parts; imports go one way, from the later to the earlier:
 
-- recorder: ``experiment`` (the :class:`Experiment`, one run's folder),
-  ``hooks`` (the active runs and the process hooks that end them),
-  ``capture`` (stdout/stderr), ``gitstate``, ``environment`` (host, versions,
-  rank), ``redact`` (secrets), all over ``layout``, the on-disk format
-  (docs/FORMAT.md), and ``exceptions``, every error a user sees;
-- Hydra: ``hydra_callback`` (:class:`MeticulousCallback`), ``hydra_config``
-  (the job's resolved config and Hydra's metadata);
-- argparse: ``argparse_adapter`` (:func:`record`);
-- reader: ``reader`` (:func:`load_experiments`), ``frame`` (rows to a
-  DataFrame), ``cache`` (the per-user cache of frames);
-- CLI: ``summary_cli`` (``meticulous-summary``), ``columns`` (the table's
-  default columns), ``query`` (``--filter``), ``table`` (text tables, CSV,
-  JSON), ``cli`` (``meticulous VERB``) and its verb modules.
+- ``exceptions`` (every error a user sees) and ``layout`` (the on-disk format,
+  docs/FORMAT.md): the floor every part stands on;
+- ``recorder/``: one run's folder, written while it runs (:class:`Experiment`,
+  capture, git state, environment, redaction, the active-run hooks), and the
+  tags, notes and trash users add later;
+- ``adapters/``: Hydra (:class:`MeticulousCallback`) and argparse
+  (:func:`record`), a program's resolved config into the recorder;
+- ``reader/``: runs read back (:func:`load_experiments`, the frame, its cache,
+  metrics, what ``diff`` compares);
+- ``replay/``: runs run again (``reproduce``, ``rerun``);
+- ``cli/``: ``meticulous-summary`` (the table) and ``meticulous VERB``, one
+  thin module per verb in ``cli/commands/``.
 
-Importing the package is cheap: the recorder, the Hydra callback, the reader
-(pandas) and the CLI load only when first used.
+The names below are the public surface; importing the package is cheap: each
+part loads when first used.
 """
 
 from __future__ import annotations
@@ -25,11 +24,14 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._moved import install as _install_old_paths
+from ._version import __version__
+
+_install_old_paths()
 
 _EXPORTS = {
-    "Experiment": "experiment",
-    "current": "experiment",
+    "Experiment": "recorder.experiment",
+    "current": "recorder.experiment",
     "RecordingError": "exceptions",
     "InvalidIdError": "exceptions",
     "StorageError": "exceptions",
@@ -38,18 +40,19 @@ _EXPORTS = {
     "NotSerializable": "exceptions",
     "UsageError": "exceptions",
     "QueryError": "exceptions",
-    "record": "argparse_adapter",
-    "MeticulousCallback": "hydra_callback",
-    "ExperimentReader": "reader",
-    "Experiments": "reader",
-    "load_experiments": "reader",
-    "load_metrics": "reader",
+    "record": "adapters.argparse_adapter",
+    "MeticulousCallback": "adapters.hydra_callback",
+    "ExperimentReader": "reader.reader",
+    "Experiments": "reader.reader",
+    "load_experiments": "reader.reader",
+    "load_metrics": "reader.reader",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
-    from .argparse_adapter import record
+    from .adapters.argparse_adapter import record
+    from .adapters.hydra_callback import MeticulousCallback
     from .exceptions import (
         DirtyRepoError,
         InvalidIdError,
@@ -60,9 +63,8 @@ if TYPE_CHECKING:
         StorageError,
         UsageError,
     )
-    from .experiment import Experiment, current
-    from .hydra_callback import MeticulousCallback
-    from .reader import ExperimentReader, Experiments, load_experiments, load_metrics
+    from .reader.reader import ExperimentReader, Experiments, load_experiments, load_metrics
+    from .recorder.experiment import Experiment, current
 
 
 def __getattr__(name: str) -> Any:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import make_app_repo, make_repo
 
+# Our own code never uses a module path from before the parts had folders.
+os.environ["METICULOUS_HYDRA_OLD_PATHS"] = "error"
 # The reader's per-user cache goes to a folder of this test session, not ~/.cache.
 os.environ["METICULOUS_HYDRA_CACHE_DIR"] = tempfile.mkdtemp(prefix="meticulous-cache-")
 # A suite started in the background (`make test &`, nohup) inherits SIGINT

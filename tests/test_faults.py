@@ -15,8 +15,9 @@ import pytest
 import yaml
 from helpers import make_repo, run_python, status_of, watchdog, write_script
 
-from meticulous_hydra import Experiment, RecordingError, load_experiments, summary_cli
-from meticulous_hydra.reader import ExperimentReader
+from meticulous_hydra import Experiment, RecordingError, load_experiments
+from meticulous_hydra.cli import summary as summary_cli
+from meticulous_hydra.reader.reader import ExperimentReader
 
 START_FILES = {"config.yaml", "config.json", "metadata.json", "STATUS", "stdout", "stderr"}
 

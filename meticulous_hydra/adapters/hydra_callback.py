@@ -1,0 +1,485 @@
+"""The Hydra callback: every run and every sweep job recorded as ``experiments/N``.
+
+RUN mode claims the folder in ``on_run_start`` and points ``hydra.run.dir`` at
+it. MULTIRUN can only redirect each job from inside the job process, so
+``on_multirun_start`` adds an override that makes ``hydra.sweep.subdir`` a
+resolver call (``meticulous.job_dir``); Hydra evaluates it in the job, before
+it creates the output dir, and the resolver claims the folder there. When the
+user chose ``hydra.run.dir`` / ``hydra.sweep.subdir``, Hydra's output goes
+there and the run is still recorded in a folder of its own under the root.
+
+Hydra turns an exception raised in a callback into a warning, so a run that
+can't be recorded is stopped with SystemExit under ``@hydra.main``, and from
+Python (hydra-zen ``launch()``) by an output dir that fails to resolve with
+the RecordingError itself, which reaches the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+
+from meticulous_hydra import layout
+from meticulous_hydra.exceptions import DirtyRepoError, RecordingError
+from meticulous_hydra.recorder import provenance
+from meticulous_hydra.recorder.environment import command_argv, global_rank
+from meticulous_hydra.recorder.experiment import Experiment
+from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
+from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
+
+from .hydra_config import (
+    config_cleaner,
+    hydra_metadata,
+    redact_hydra_files,
+    redact_job_return,
+    resolve_job_config,
+)
+
+RESOLVER = "meticulous.job_dir"
+FAIL_RESOLVER = "meticulous.fail"
+_KEY = "meticulous"
+_TARGETS = (
+    "meticulous_hydra.MeticulousCallback",
+    "meticulous_hydra.adapters.hydra_callback.MeticulousCallback",
+    "meticulous_hydra.hydra_callback.MeticulousCallback",  # before the parts had folders
+)
+_PICKLE_CALLBACK = "PickleJobInfoCallback"
+
+
+def job_dir(root: str, sweep_id: str, job_num: int) -> str:
+    """Claim the folder of job ``job_num`` of sweep ``sweep_id`` (the resolver);
+    a job that SLURM requeues finds its folder again (see
+    :func:`layout.claim_sweep_folder`)."""
+    return str(layout.claim_sweep_folder(layout.ensure_root(root), sweep_id, job_num))
+
+
+def job_subdir(root: str, sweep_id: str, job_num: int, sweep_dir: str) -> str:
+    """The resolver: claim the job's folder and name it relative to the sweep
+    dir, so that ``${hydra:sweep.dir}/${hydra:sweep.subdir}`` names it too."""
+    folder = job_dir(root, sweep_id, job_num)
+    base = os.path.abspath(sweep_dir)
+    if os.path.realpath(base) != base:
+        # ".." after a symlink leads elsewhere than Hydra's lexical join
+        return folder
+    return os.path.relpath(folder, base)
+
+
+def _fail_resolver(kind: str, hex_message: str) -> str:
+    """Raise the RecordingError that stopped the run, as the output dir's value."""
+    base = DirtyRepoError if kind == "DirtyRepoError" else RecordingError
+    # an InterpolationResolutionError goes through OmegaConf unwrapped, and
+    # Hydra lets it through to the caller of launch()
+    error = type(base.__name__, (base, InterpolationResolutionError), {})
+    raise error(bytes.fromhex(hex_message[1:]).decode())
+
+
+def _register_resolvers() -> None:
+    OmegaConf.register_new_resolver(RESOLVER, job_subdir, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver(FAIL_RESOLVER, _fail_resolver, replace=True)
+
+
+def _from_command_line() -> bool:
+    """Whether ``@hydra.main`` runs us (else a Python caller, like hydra-zen's launch())."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "_run_hydra" and code.co_filename.endswith(
+            os.path.join("hydra", "_internal", "utils.py")
+        ):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stop(config: DictConfig, error: RecordingError, job_dir_key: str) -> None:
+    """Stop the run before the task: one line and exit 1 on the command line;
+    from Python, ``error`` raised to the caller."""
+    if _from_command_line():
+        sys.stderr.write(f"meticulous-hydra: error: {error}\n")
+        sys.stderr.flush()
+        raise SystemExit(1)
+    _register_resolvers()
+    kind = "DirtyRepoError" if isinstance(error, DirtyRepoError) else "RecordingError"
+    value = f"${{{FAIL_RESOLVER}:{kind},m{str(error).encode().hex()}}}"
+    if job_dir_key == "hydra.sweep.subdir":
+        # jobs are composed again from hydra.overrides.hydra
+        config.hydra.overrides.hydra.append(f"{job_dir_key}='{value}'")
+    OmegaConf.update(config, job_dir_key, value, force_add=True)
+
+
+def _fail(message: str) -> None:
+    """Stop Hydra from a job: it turns an Exception raised in a callback into
+    a mere warning and runs the task unrecorded, but lets SystemExit through."""
+    sys.stderr.write(f"meticulous-hydra: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)
+
+
+# Hydra's own values (hydra/conf/hydra/output/default.yaml): any other one was
+# chosen by the user, in a config file or on the command line.
+_HYDRA_DEFAULTS = {
+    "hydra.run.dir": "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}",
+    "hydra.sweep.subdir": "${hydra.job.num}",
+}
+
+
+def _user_set(config: DictConfig, key: str) -> bool:
+    """Whether the user chose Hydra's output dir ``key``; then it stays theirs."""
+    # raw strings: an override's value may itself be an interpolation
+    overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
+    if any(str(o).lstrip("+").startswith(f"{key}=") for o in overrides):
+        return True
+    parent, _, leaf = key.rpartition(".")
+    raw = OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)
+    return raw.get(leaf) != _HYDRA_DEFAULTS[key]
+
+
+class MeticulousCallback(Callback):
+    """Record Hydra runs and sweep jobs with meticulous-hydra.
+
+    Options (``hydra.callbacks.meticulous.<name>=...``): ``root``, relative to
+    the launch directory; ``allow_dirty``; ``description``; ``experiment_id``
+    (RUN mode: record into or resume this id); ``capture_output``;
+    ``norecord``; ``redact``, the key patterns whose values are hidden.
+    """
+
+    def __init__(
+        self,
+        root: str = "experiments",
+        allow_dirty: bool = False,
+        description: str = "",
+        experiment_id: str | None = None,
+        capture_output: bool = True,
+        norecord: bool = False,
+        redact: Sequence[str] | None = DEFAULT_PATTERNS,
+    ) -> None:
+        self.root = str(root)
+        self.allow_dirty = bool(allow_dirty)
+        self.description = description or ""
+        self.experiment_id = None if experiment_id is None else str(experiment_id)
+        self.capture_output = bool(capture_output)
+        self.norecord = bool(norecord)
+        self.redact = list(redact) if redact else []
+        # Set in the launching process, then carried to every job by pickling.
+        self._git: Any = None
+        self._git_read = False
+        self._sweep: dict[str, Any] | None = None
+        self._packages: list[str] | None = None  # read once per sweep, for every job
+        self._launch: dict[str, Any] | None = None
+        self._mode: str | None = None
+        self._key = _KEY
+        self._main_file: str | None = None
+        # RUN mode: the folder claimed in on_run_start; MULTIRUN: the root,
+        # and whether the jobs' output dirs are their folders (our subdir)
+        self._folder: str | None = None
+        self._sweep_root: str | None = None
+        self._redirected = False
+        self._exp: Experiment | None = None
+        # per job: the literal secrets to scrub, and whether Hydra's output
+        # dir is the experiment folder (then its files are ours to clean)
+        self._hidden: set[str] = set()
+        self._hydra_files_ours = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_exp"] = None  # a live run never travels to another process
+        return state
+
+    @property
+    def _off(self) -> bool:
+        # Only global rank 0 of a distributed job records.
+        return self.norecord or global_rank() != 0
+
+    @property
+    def _flag(self) -> str:
+        return f"hydra.callbacks.{self._key}"
+
+    def _root(self, config: DictConfig) -> Path:
+        root = Path(provenance.root_override(self.root)).expanduser()
+        if not root.is_absolute():
+            root = Path(config.hydra.runtime.cwd) / root
+        return root
+
+    def _read_git(self, config: DictConfig) -> None:
+        self._git = read_git_state(
+            entry_code_dir(),  # where the app's code is, not the launch directory
+            allow_dirty=self.allow_dirty,
+            flag_hint=self._option_override(config, "allow_dirty", "true"),
+        )
+        self._git_read = True
+
+    def _find_key(self, config: DictConfig) -> str:
+        """The key this callback is declared under in ``hydra.callbacks``."""
+        callbacks = OmegaConf.to_container(config.hydra.callbacks, resolve=False) or {}
+        for key, params in callbacks.items():
+            if isinstance(params, dict) and params.get("_target_") in _TARGETS:
+                return str(key)
+        return _KEY
+
+    def _option_override(self, config: DictConfig, name: str, value: str) -> str:
+        """The override that sets option ``name``: ``+`` adds it where the
+        declaration left it out."""
+        declared = OmegaConf.select(config, self._flag, default=None)
+        plus = "" if isinstance(declared, DictConfig) and name in declared else "+"
+        return f"{plus}{self._flag}.{name}={value}"
+
+    def _begin(self, config: DictConfig, mode: str) -> None:
+        """What every job of this run needs from the launching process."""
+        self._mode = mode
+        self._key = self._find_key(config)
+        redactor = Redactor(self.redact)
+        task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        self._packages = provenance.installed_packages()
+        self._launch = {
+            "argv": redactor.argv(command_argv()),
+            "cwd": os.getcwd(),
+            # what Hydra was called with: the driver's argv says nothing of
+            # it under hydra-zen's launch()
+            "overrides": redactor.overrides(task),
+        }
+        main = sys.modules.get("__main__")
+        main_file = getattr(main, "__file__", None)
+        self._main_file = os.path.abspath(main_file) if main_file else None
+
+    # -- launching process ---------------------------------------------------
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._off:
+            return
+        self._begin(config, "RUN")
+        try:
+            self._read_git(config)
+            folder, existed = layout.claim_folder(
+                layout.ensure_root(self._root(config)), self.experiment_id
+            )
+            if existed and not layout.is_experiment_dir(folder) and any(folder.iterdir()):
+                raise RecordingError(
+                    f"{folder} holds files that are not an experiment's: choose another id"
+                )
+        except RecordingError as e:
+            _stop(config, e, "hydra.run.dir")
+            return
+        self._folder = str(folder)
+        if not _user_set(config, "hydra.run.dir"):
+            config.hydra.run.dir = str(folder)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if self._off:
+            return
+        self._begin(config, "MULTIRUN")
+        sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+        self._sweep = {"id": sweep_id, "dir": str(Path(str(config.hydra.sweep.dir)).absolute())}
+        try:
+            if self.experiment_id is not None:
+                raise RecordingError(
+                    f"{self._flag}.experiment_id names one folder; a sweep needs one per job: "
+                    "drop it"
+                )
+            self._read_git(config)
+            root = layout.ensure_root(self._root(config))
+            if any(c in str(root) for c in "'\"\\$"):
+                raise RecordingError(
+                    f"the experiments root {root} contains a quote, backslash or $: choose another"
+                )
+        except RecordingError as e:
+            _stop(config, e, "hydra.sweep.subdir")
+            return
+        self._sweep_root = str(root)
+        if _user_set(config, "hydra.sweep.subdir"):
+            return
+        _register_resolvers()
+        self._redirected = True
+        subdir = f"${{{RESOLVER}:'{root}','{sweep_id}',${{hydra.job.num}},${{hydra.sweep.dir}}}}"
+        # Jobs are composed again from hydra.overrides.hydra, so that is the
+        # one way to reach their config from here.
+        config.hydra.overrides.hydra.append(f'hydra.sweep.subdir="{subdir}"')
+        config.hydra.sweep.subdir = subdir
+
+    # -- job process -----------------------------------------------------------
+
+    def _job_folder(self, config: DictConfig, hc: DictConfig, job_num: Any) -> str:
+        """The folder this job records into: always one this callback claimed
+        under the root, whatever Hydra's output dir is."""
+        if self._folder is not None and self._mode == "RUN":
+            return self._folder
+        if self._sweep is not None and self._sweep_root is not None:
+            if self._redirected:
+                return str(hc.runtime.output_dir)
+            return job_dir(self._sweep_root, self._sweep["id"], int(job_num))
+        # declared in a way that skipped the start hooks
+        return str(layout.claim_next(layout.ensure_root(self._root(config))))
+
+    def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
+        self._end_stale_run()
+        if self._off:
+            self._exp = Experiment(norecord=True) if self.norecord else None
+            return
+        if self._launch is None:  # declared in a way that skipped the start hooks
+            self._begin(config, "RUN")
+        provenance.use_packages(self._packages)
+        _restore_file_names(task_function, self._main_file)
+        hc = HydraConfig.get()
+        try:
+            if not self._git_read:
+                self._read_git(config)
+            resolved, missing = resolve_job_config(config)
+            redactor = Redactor(self.redact)
+            given = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
+            hidden = redactor.secrets(resolved, given)
+            hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
+            job_num = hydra_meta["job_num"]
+            folder = self._job_folder(config, hc, job_num)
+            self._hidden = hidden
+            self._hydra_files_ours = _same_dir(folder, hc.runtime.output_dir)
+            if self._hydra_files_ours:
+                redact_hydra_files(hc, redactor, hidden)
+            sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
+            code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
+            self._exp = Experiment._for_adapter(
+                resolved,
+                folder=folder,
+                description=self.description,
+                capture_output=self.capture_output,
+                overrides=hydra_meta["overrides"],
+                # a secret can reach a path or an id (an output dir named
+                # after the overrides, say): every string is scrubbed
+                metadata=redactor.scrub(
+                    {
+                        "adapter": "hydra",
+                        "hydra": hydra_meta,
+                        "sweep": sweep,
+                        "missing": missing,
+                        "launch": self._launch,
+                        "argv": redactor.argv(command_argv()),
+                        "cwd": os.getcwd(),
+                    },
+                    hidden,
+                ),
+                code_dir=Path(code_file).parent if code_file else None,
+                git_state=self._git,
+                redact=self.redact,
+            )
+        except RecordingError as e:
+            _fail(str(e))
+        # A job that returns reaches on_job_end; one still open when the
+        # process exits left by an exception Hydra does not catch.
+        self._exp.default_end = (
+            layout.ERROR,
+            "the job exited before returning (SystemExit raised)",
+        )
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        exp, self._exp = self._exp, None
+        if exp is None or exp.norecord:
+            if exp is not None:
+                exp.finish()
+            return
+        if job_return.status == JobStatus.COMPLETED:
+            self._record_return_value(exp, job_return.return_value)
+            exp.finish(layout.SUCCESS)
+        else:
+            # the public return_value re-raises the error: read it as stored
+            error = job_return._return_value
+            if isinstance(error, BaseException):
+                exp.finish_from_exception(error)
+            else:
+                exp.finish(layout.ERROR, repr(error))
+            if self.capture_output:
+                # Hydra prints the traceback after the job, when nothing is
+                # captured any more: the stderr file gets it too
+                _append_status_detail(exp.dir)
+        if self._hydra_files_ours:
+            self._redact_pickles(config, job_return)
+
+    def _redact_pickles(self, config: DictConfig, job_return: JobReturn) -> None:
+        """Hydra's PickleJobInfoCallback pickles the config and the JobReturn
+        into the folder, in its own hooks, before or after ours."""
+        callbacks = OmegaConf.to_container(config.hydra.callbacks, resolve=False) or {}
+        if not any(
+            isinstance(p, dict) and str(p.get("_target_", "")).endswith(_PICKLE_CALLBACK)
+            for p in callbacks.values()
+        ):
+            return
+        redactor = Redactor(self.redact)
+        redact_hydra_files(HydraConfig.get(), redactor, self._hidden)
+        # a JobReturn not pickled yet is pickled by that callback after us
+        redact_job_return(job_return, config_cleaner(redactor, self._hidden))
+
+    @staticmethod
+    def _record_return_value(exp: Experiment, value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, (DictConfig, ListConfig)):
+            value = OmegaConf.to_container(value, resolve=True)
+        try:
+            exp.summary(value if isinstance(value, dict) else {"return_value": value})
+        except TypeError as e:
+            logging.getLogger("meticulous_hydra").warning(
+                "experiment %s: the task's return value was not recorded: %s", exp.id, e
+            )
+
+    def _end_stale_run(self) -> None:
+        """A job that left through SystemExit or KeyboardInterrupt skips
+        on_job_end in Hydra 1.3; the next job in the same process ends it."""
+        exp, self._exp = self._exp, None
+        if exp is not None and not exp.finished:
+            exp.finish()
+
+    def __repr__(self) -> str:
+        return f"MeticulousCallback(root={self.root!r})"
+
+
+def _same_dir(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _append_status_detail(folder: Path) -> None:
+    _, detail = layout.parse_status((folder / layout.STATUS).read_text(encoding="utf-8"))
+    if detail:
+        fd = layout.open_append(folder / layout.STDERR)
+        try:
+            os.write(fd, (detail + "\n").encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+
+
+_DYNAMIC = "<dynamic-code>"
+
+
+def _restore_file_names(function: Any, filename: str | None) -> None:
+    """Give back the file name that cloudpickle drops from the code of a
+    ``__main__`` task sent to a worker (joblib, Ray): its tracebacks then show
+    the app's file and line, and its code dir is the app's."""
+    code = getattr(function, "__code__", None)
+    if filename is None or code is None or code.co_filename != _DYNAMIC:
+        return
+    functions = [function]
+    functions += [
+        f
+        for f in getattr(function, "__globals__", {}).values()
+        if getattr(getattr(f, "__code__", None), "co_filename", None) == _DYNAMIC
+    ]
+    for f in functions:
+        f.__code__ = _renamed(f.__code__, filename)
+
+
+def _renamed(code: Any, filename: str) -> Any:
+    consts = tuple(
+        _renamed(c, filename) if hasattr(c, "co_filename") else c for c in code.co_consts
+    )
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+__all__ = ["MeticulousCallback", "job_dir"]

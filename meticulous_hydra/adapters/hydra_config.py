@@ -1,0 +1,194 @@
+"""What is recorded of a Hydra job: its fully resolved config, the Hydra block
+of metadata.json, and Hydra's own files in the folder, kept free of secrets."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from meticulous_hydra.layout import atomic_write_bytes, atomic_write_text, to_jsonable
+from meticulous_hydra.recorder.redact import MISSING, Redactor
+
+
+def _walk(node: Any, prefix: str, missing: list[str]) -> Any:
+    """Resolve leaf by leaf, writing ``???`` for what can't be resolved."""
+    if isinstance(node, DictConfig):
+        if node._is_missing() or node._is_none():
+            return None if node._is_none() else _missing(prefix, missing)
+        keys = list(node.keys())
+        return {k: _child(node, k, f"{prefix}.{k}" if prefix else str(k), missing) for k in keys}
+    if isinstance(node, ListConfig):
+        if node._is_missing() or node._is_none():
+            return None if node._is_none() else _missing(prefix, missing)
+        return [_child(node, i, f"{prefix}[{i}]", missing) for i in range(len(node))]
+    return node
+
+
+def _missing(key: str, missing: list[str]) -> str:
+    missing.append(key)
+    return MISSING
+
+
+def _child(parent: DictConfig | ListConfig, key: Any, dotted: str, missing: list[str]) -> Any:
+    try:
+        if OmegaConf.is_missing(parent, key):
+            return _missing(dotted, missing)
+        value = parent[key]
+    except OmegaConfBaseException:
+        return _missing(dotted, missing)
+    except Exception:  # a custom resolver that raised
+        return _missing(dotted, missing)
+    if isinstance(value, (DictConfig, ListConfig)):
+        return _walk(value, dotted, missing)
+    return to_jsonable(value, strict=False, floats=True)
+
+
+def resolve_job_config(config: DictConfig) -> tuple[dict[str, Any], list[str]]:
+    """The job config without ``hydra``, every interpolation resolved.
+
+    Each top-level key is resolved against the full config (so ``${hydra:...}``
+    and ``${hydra.x}`` work) and ``hydra`` itself is never touched. Values that
+    can't be resolved become ``???`` and their dotted keys are returned.
+    """
+    out: dict[str, Any] = {}
+    missing: list[str] = []
+    for key in config:
+        if key == "hydra":
+            continue
+        node = config._get_node(key)
+        if isinstance(node, (DictConfig, ListConfig)):
+            try:
+                if OmegaConf.missing_keys(node):
+                    raise ValueError("has ??? values: resolve leaf by leaf")
+                value = OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+                out[str(key)] = to_jsonable(value, strict=False, floats=True)
+                continue
+            except Exception:
+                pass
+            out[str(key)] = _walk(node, str(key), missing)
+        else:
+            out[str(key)] = _child(config, key, str(key), missing)
+    return out, missing
+
+
+def _raw(node: Any) -> list[str]:
+    # override values may be interpolations themselves: never resolve them
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
+
+
+def hydra_metadata(
+    config: DictConfig, hc: DictConfig, redactor: Redactor, secrets: set[str], mode: str | None
+) -> dict[str, Any]:
+    """The ``hydra`` block of metadata.json for the running job. ``mode`` is
+    the hook that started it (``RUN``/``MULTIRUN``) when Hydra's own is unset,
+    as under hydra-zen's ``launch()``."""
+    given = _raw(hc.overrides.task)
+    shown = redactor.overrides(given)
+    # raw: an override's interpolation would be resolved on access
+    override_dirname = str(OmegaConf.to_container(hc.job, resolve=False)["override_dirname"])
+    for original, redacted in zip(given, shown, strict=True):
+        override_dirname = override_dirname.replace(original, redacted)
+    choices = OmegaConf.to_container(hc.runtime.choices)
+    hydra_mode = getattr(hc.mode, "name", None)
+    return redactor.scrub(
+        {
+            "mode": hydra_mode or mode,
+            "job_name": hc.job.name,
+            "job_num": OmegaConf.select(config, "hydra.job.num", default=None),
+            "job_id": OmegaConf.select(config, "hydra.job.id", default=None),
+            "override_dirname": override_dirname,
+            "overrides": shown,
+            "choices": {k: v for k, v in choices.items() if not k.startswith("hydra/")},
+            "launcher": choices.get("hydra/launcher"),
+            "sweeper": choices.get("hydra/sweeper"),
+            "config_name": hc.job.config_name,
+            "output_dir": hc.runtime.output_dir,
+        },
+        secrets,
+    )
+
+
+def redact_hydra_files(hc: DictConfig, redactor: Redactor, secrets: set[str]) -> None:
+    """Hide secrets in the copies Hydra wrote to ``.hydra/`` before the job
+    started (its config, its overrides, hydra.yaml) and in the pickles of
+    Hydra's ``PickleJobInfoCallback``, whichever exist now."""
+    if hc.output_subdir is None or not redactor.patterns:
+        return
+    folder = Path(hc.runtime.output_dir) / str(hc.output_subdir)
+    clean_config = config_cleaner(redactor, secrets)
+
+    def rewrite(path: Path, change: Callable[[Any], Any]) -> None:
+        """Load a YAML file Hydra wrote, apply ``change``, and write it back
+        if it changed; a file with nothing to hide is not even parsed
+        (OmegaConf.load takes ~12 ms a file: most of a job's overhead)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        if not redactor.may_apply(text, secrets):
+            return
+        before = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
+        after = change(copy.deepcopy(before))
+        if after != before:
+            atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(after)))
+
+    rewrite(folder / "overrides.yaml", lambda items: redactor.overrides([str(i) for i in items]))
+    rewrite(folder / "hydra.yaml", clean_config)
+    rewrite(folder / "config.yaml", clean_config)
+    _rewrite_pickle(folder / "config.pickle", lambda cfg: _clean_dictconfig(cfg, clean_config))
+    _rewrite_pickle(folder / "job_return.pickle", lambda ret: redact_job_return(ret, clean_config))
+
+
+def config_cleaner(redactor: Redactor, secrets: set[str]) -> Callable[[Any], Any]:
+    """A function that hides the secrets of a plain config tree, Hydra's
+    override lists in it included."""
+
+    def clean(cfg: Any) -> Any:
+        cfg = redactor.scrub(redactor.tree(cfg), secrets)
+        overrides = cfg.get("hydra", {}).get("overrides") if isinstance(cfg, dict) else None
+        if isinstance(overrides, dict):
+            for name, items in overrides.items():
+                if isinstance(items, list):
+                    overrides[name] = redactor.overrides([str(i) for i in items])
+        return cfg
+
+    return clean
+
+
+def _clean_dictconfig(cfg: Any, clean: Any) -> Any:
+    if not isinstance(cfg, DictConfig):
+        return cfg
+    return OmegaConf.create(clean(OmegaConf.to_container(cfg, resolve=False)))
+
+
+def redact_job_return(job_return: Any, clean: Any) -> Any:
+    """The config parts of a JobReturn, redacted in place (its return value
+    is the task's and stays)."""
+    for name in ("cfg", "hydra_cfg"):
+        value = getattr(job_return, name, None)
+        if isinstance(value, DictConfig):
+            setattr(job_return, name, _clean_dictconfig(value, clean))
+    if isinstance(getattr(job_return, "overrides", None), list):
+        job_return.overrides = clean({"hydra": {"overrides": {"task": job_return.overrides}}})[
+            "hydra"
+        ]["overrides"]["task"]
+    if isinstance(getattr(job_return, "working_dir", None), str):
+        job_return.working_dir = clean({"w": job_return.working_dir})["w"]
+    return job_return
+
+
+def _rewrite_pickle(path: Path, change: Any) -> None:
+    """The same for a pickle that Hydra's PickleJobInfoCallback wrote into
+    the experiment folder (ours: the job wrote it a moment ago)."""
+    if not path.exists():
+        return
+    import pickle  # only with Hydra's PickleJobInfoCallback on
+
+    with open(path, "rb") as f:
+        value = pickle.load(f)
+    atomic_write_bytes(path, pickle.dumps(change(value), protocol=4))

@@ -1,0 +1,56 @@
+"""``meticulous rerun --failed``: run a sweep's failed jobs again, into the
+same sweep. The logic is :mod:`meticulous_hydra.replay.rerun`'s."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from meticulous_hydra import layout
+from meticulous_hydra.cli import selection
+from meticulous_hydra.replay.reproduce import new_runs, run_step, shell_line
+from meticulous_hydra.replay.rerun import failed_jobs, rerun_step
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "rerun",
+        help="run the failed jobs of a sweep again, into the same sweep",
+        description="Run the jobs of a sweep whose latest attempt did not succeed "
+        "(ERROR, INTERRUPTED, DIED) again, each with its own overrides and the code as it "
+        "is now; the new runs join the sweep.",
+    )
+    p.add_argument(
+        "--failed", action="store_true", required=True, help="the jobs that did not succeed"
+    )
+    p.add_argument("--sweep", default="latest", metavar="ID", help="sweep id, or latest (default)")
+    selection.add_root(p)
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    root = Path(args.root).absolute()
+    sweep, runs = failed_jobs(root, args.sweep)
+    if not runs:
+        print(f"sweep {sweep}: every job succeeded, nothing to run again")
+        return 0
+    print(f"sweep {sweep}: {len(runs)} job(s) to run again")
+    worst = 0
+    for run in runs:
+        step = rerun_step(run)
+        print(f"# job {run.meta['sweep'].get('job_num')}, run {run.id} ({run.status})")
+        print(shell_line(step))
+        sys.stdout.flush()
+        if args.dry_run:
+            continue
+        before = {p.name for p in root.iterdir()}
+        code = run_step(step)
+        made = new_runs(root, before, "rerun_of", run.id)
+        status = made[-1].status if made else "not recorded"
+        print(f"-> run {made[-1].id if made else '-'}: {status} (exit code {code})")
+        if status != layout.SUCCESS:
+            worst = 1
+    return worst

@@ -1,0 +1,191 @@
+"""Which runs a ``meticulous`` verb acts on: ids (``3``), ranges (``3-7``),
+``ROOT/ID`` paths, and ``--sweep ID|latest``, ``--status`` and ``--filter``
+(the summary table's grammar), which narrow the runs named, or pick from the
+whole root when none are named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from meticulous_hydra import layout
+from meticulous_hydra.exceptions import UsageError
+from meticulous_hydra.reader.reader import describe_ids, experiment_names, load_experiments
+
+from .summary import select_rows
+
+_RANGE = re.compile(r"(\d+)-(\d+)")
+DEFAULT_ROOT = "experiments"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One selected run: its root and id."""
+
+    root: Path
+    id: str
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.id
+
+    def label(self, several_roots: bool) -> str:
+        return str(self.path) if several_roots else self.id
+
+
+def add_root(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--root``, the same for every verb."""
+    parser.add_argument(
+        "--root",
+        default=DEFAULT_ROOT,
+        metavar="ROOT",
+        help="experiments root for bare ids (default ./experiments)",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The selection options every verb shares (the runs themselves are the
+    verb's positional arguments)."""
+    group = parser.add_argument_group("selecting runs")
+    add_root(group)
+    group.add_argument(
+        "--sweep", metavar="ID", help="the jobs of this sweep ('latest' for the newest)"
+    )
+    group.add_argument(
+        "--status", metavar="S[,S]", help="only runs with these statuses, e.g. ERROR,DIED"
+    )
+    group.add_argument(
+        "--filter", metavar="EXPR", help='as in meticulous-summary: "optimizer.lr > 0.01"'
+    )
+    group.add_argument(
+        "--archived", action="store_true", help="--sweep/--status/--filter include archived runs"
+    )
+
+
+def add_runs_and(parser: argparse.ArgumentParser, last: str, help_last: str) -> None:
+    parser.add_argument("runs", nargs="*", metavar="RUN", help="ids, ranges (3-7) or ROOT/ID")
+    parser.add_argument(last, help=help_last)
+    add_arguments(parser)
+
+
+def run_names(root: Path) -> list[str]:
+    try:
+        return experiment_names(root)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+
+
+def _split(token: str, default_root: Path) -> tuple[Path, str]:
+    if "/" in token or os.sep in token:
+        path = Path(token.rstrip("/" + os.sep))
+        return path.parent, path.name
+    return default_root, token
+
+
+def expand(
+    token: str, root: Path, names: Sequence[str], what: str = "run", see: str = ""
+) -> list[str]:
+    """The names of ``names`` that ``token`` (an id or a range) stands for."""
+    if token in names:
+        return [token]
+    match = _RANGE.fullmatch(token)
+    if match:
+        low, high = sorted(int(g) for g in match.groups())
+        found = [n for n in names if layout.is_numbered(n) and low <= int(n) <= high]
+        if found:
+            return found
+        raise UsageError(f"no {what} numbered {low} to {high} under {root}")
+    known = f"ids {describe_ids(names)}" if names else "there are none"
+    see = see or f"meticulous-summary {root}"
+    raise UsageError(f"no {what} {token!r} under {root} ({known}); see {see}")
+
+
+def one(token: str, default_root: Path) -> Run:
+    """The one run ``token`` (an id or ``ROOT/ID``) names, for verbs that act on one."""
+    root, name = _split(token, default_root)
+    names = expand(name, root, run_names(root))
+    if len(names) != 1:
+        raise UsageError(f"{token!r} names {len(names)} runs; give one id or ROOT/ID")
+    return Run(root, names[0])
+
+
+def select(
+    tokens: Sequence[str], args: argparse.Namespace, *, include_archived: bool = False
+) -> list[Run]:
+    """The runs ``tokens`` and the selection options name, in the order given
+    (filters alone: in id order). Raises UsageError when nothing is named or
+    nothing matches."""
+    default_root = Path(args.root)
+    named: list[Run] = []
+    listing: dict[Path, list[str]] = {}
+    for token in tokens:
+        root, name = _split(token, default_root)
+        if root not in listing:
+            listing[root] = run_names(root)
+        named += [Run(root, n) for n in expand(name, root, listing[root])]
+    named = list(dict.fromkeys(named))
+    filtering = bool(args.sweep or args.status or args.filter)
+    if not tokens and not filtering:
+        raise UsageError(
+            "name the runs: ids (3 5), ranges (3-7), ROOT/ID, or --sweep/--status/--filter"
+        )
+    if not filtering:
+        return named
+    roots = list(dict.fromkeys(r.root for r in named)) if named else [default_root]
+    # named runs are looked for even when archived: naming one is explicit
+    chosen = {
+        Run(root, str(i))
+        for root in roots
+        for i in _filtered(root, args, include_archived or args.archived or bool(named))
+    }
+    if named:
+        picked = [r for r in named if r in chosen]
+    else:
+        picked = [Run(default_root, n) for n in run_names(default_root)]
+        picked = [r for r in picked if r in chosen]
+    if not picked:
+        raise UsageError("no runs match the selection")
+    return picked
+
+
+def _filtered(root: Path, args: argparse.Namespace, include_archived: bool) -> list[str]:
+    try:
+        frame = load_experiments(root, include_archived=include_archived)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    if frame.empty:
+        return []
+    statuses = [s for s in (args.status or "").split(",") if s.strip()] or None
+    query = argparse.Namespace(sweep=args.sweep, status=statuses, filter=args.filter, last=None)
+    return [str(i) for i in select_rows(frame, query).index]
+
+
+def several_roots(runs: Sequence[Run]) -> bool:
+    return len({r.root for r in runs}) > 1
+
+
+# -- what the housekeeping verbs say ------------------------------------------------
+
+
+def report(runs: Sequence[Run], done: Sequence[Run], verb: str, already: str) -> None:
+    several = several_roots(runs)
+    if done:
+        print(f"{verb} " + ", ".join(r.label(several) for r in done))
+    rest = [r for r in runs if r not in done]
+    if rest:
+        print(f"{already}: " + ", ".join(r.label(several) for r in rest))
+
+
+def require_runs(args: argparse.Namespace, verb: str, last: str) -> None:
+    """``meticulous tag 1``: the one word went to the tag, not to the runs."""
+    if not args.runs and not (args.sweep or args.status or args.filter):
+        value = getattr(args, last)
+        raise UsageError(
+            f"which runs? meticulous {verb} RUN... {last.upper()} takes the runs first "
+            f"({value!r} was taken as the {last}), or --sweep/--status/--filter"
+        )

@@ -1,0 +1,270 @@
+"""Runs as text tables: cells formatted a whole column at a time, headers
+shortened, fitted to the terminal by dropping the columns at the end of the
+list, rendered with tabulate; or exported whole as CSV / JSON."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import math
+import textwrap
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+from meticulous_hydra import layout
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+_MAX_CELL = 40
+_MIN_CUT = 16  # a text column is cut down to this to fit, rather than dropped
+
+
+def is_missing(value: Any) -> bool:
+    import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
+
+    if value is None:
+        return True
+    if isinstance(value, (tuple, list, dict)):
+        return False
+    try:
+        return bool(pd.isna(value))  # NaN, NaT, pd.NA
+    except (TypeError, ValueError):
+        return False
+
+
+def number(value: float) -> str:
+    """A float for a table: 4 significant digits, and still a float (``2.0``)."""
+    if value == 0 or (1e-3 <= abs(value) < 1e6):
+        text = f"{value:.4g}"
+        # ".4g" writes 2.0 as "2" and 123456.0 as "1.235e+05"
+        return text if "." in text or "e" in text else text + ".0"
+    return f"{value:.3e}"
+
+
+def duration(seconds: float) -> str:
+    """``<10ms``, ``0.31s``, ``12.5s``, ``3m05s``, ``2h01m``."""
+    if seconds < 0.01:
+        return "<10ms"
+    if seconds < 1:
+        return f"{seconds:.2f}s"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _cell_text(value: Any) -> str:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return number(value) if math.isfinite(value) else str(value)
+    if isinstance(value, tuple):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    return str(value).replace("\n", " ")
+
+
+def _cells(column: str, series: pd.Series, width: int) -> list[str]:
+    """The column's values as table text: each distinct value formatted once."""
+    import numpy as np  # with pandas (~175 ms): loaded when a frame is built, not at import
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        local = series.dt.tz_convert(datetime.datetime.now().astimezone().tzinfo)
+        return local.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").tolist()
+    try:
+        codes, uniques = pd.factorize(series)
+    except TypeError:  # an unhashable value, from a reader subclass
+        codes, uniques = np.arange(len(series)), series.to_numpy(dtype=object)
+    values = uniques.tolist()
+    if column == "duration" and pd.api.types.is_numeric_dtype(series):
+        texts = [duration(float(v)) for v in values]
+    elif pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
+        texts = [str(v) for v in values]
+    else:
+        texts = [_cell_text(v) for v in values]
+    texts = [t if len(t) <= width else t[: max(width - 1, 1)] + "…" for t in texts]
+    texts.append("")  # code -1: a missing value
+    return np.array(texts, dtype=object)[codes].tolist()
+
+
+FAST_FORMATS = ("simple", "plain", "github")
+
+
+def fast_table(columns: list[list[str]], heads: list[str], fmt: str) -> str | None:
+    """What ``tabulate(rows, heads, fmt, disable_numparse=True)`` prints for
+    the FAST_FORMATS, built a column at a time: tabulate looks at every cell
+    for its type and its invisible characters, which takes most of a second
+    on 10,000 runs. None when a cell is not plain ASCII (wide characters,
+    terminal codes), which is left to tabulate."""
+    if not all(h.isascii() and h.isprintable() for h in heads):
+        return None
+    widths = []
+    for head, cells in zip(heads, columns, strict=True):
+        joined = "".join(cells)
+        if not (joined.replace("…", "").isascii() and joined.isprintable()):
+            return None
+        widths.append(max(len(head) + 2, max(map(len, cells), default=0)))
+    # pad a column at a time, then join rows: all in C, no per-cell Python
+    padded = [list(map(str.ljust, c, repeat(w))) for c, w in zip(columns, widths, strict=True)]
+    head = [h.ljust(w) for h, w in zip(heads, widths, strict=True)]
+    if fmt == "github":
+        rows = ["| " + row + " |" for row in map(" | ".join, [head, *zip(*padded, strict=True)])]
+        rows.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        return "\n".join(rows)
+    rows = list(map(str.rstrip, map("  ".join, [head, *zip(*padded, strict=True)])))
+    if fmt == "simple":
+        rows.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(rows)
+
+
+_SHORTENED = ("config.", "summary.", "metadata.hydra.choices.")
+
+
+def headers(columns: list[str]) -> dict[str, str]:
+    """Column headers: ``config.``, ``summary.`` (and a Hydra config group's
+    ``metadata.hydra.choices.``) dropped where the short name is unambiguous
+    among ``columns`` and the other column names."""
+    short = {}
+    for column in columns:
+        prefix = next((p for p in _SHORTENED if column.startswith(p)), "")
+        short[column] = column[len(prefix) :]
+    taken: dict[str, int] = {}
+    for name in short.values():
+        taken[name] = taken.get(name, 0) + 1
+    return {
+        c: name if c == name or (taken[name] == 1 and name not in short) else c
+        for c, name in short.items()
+    }
+
+
+def _kept_first(column: str) -> int:
+    """Columns kept before all others when the terminal is narrow (the rest
+    in the order given): the status, and issue 15's columns asked for
+    (``--curve``) or about live runs (``progress``)."""
+    return 0 if column == "status" or column == "progress" or column.startswith("curve(") else 1
+
+
+def render_table(
+    frame: pd.DataFrame, fmt: str, width_limit: int | None, *, index: bool = True
+) -> str:
+    """Tabulate ``frame`` (with its index unless ``index`` is off). With
+    ``width_limit``, shorten cells and drop the columns that don't fit, from
+    the end of the list (so list the most telling columns first), saying which."""
+    if index:
+        index_name = str(frame.index.name or "id") if frame.index.nlevels == 1 else "run"
+        ids = [str(i) if not isinstance(i, tuple) else "/".join(map(str, i)) for i in frame.index]
+        first = [[i] for i in ids]
+        first_heads = [index_name]
+    else:
+        first, first_heads = [[] for _ in range(len(frame))], []
+    columns = [str(c) for c in frame.columns]
+    cell_width = _MAX_CELL if width_limit else 10**6
+    cells = {c: _cells(c, frame[c], cell_width) for c in columns}
+    heads = headers(columns)
+
+    def draw(chosen: list[str]) -> str:
+        head_row = [*first_heads, *(heads[c] for c in chosen)]
+        if fmt in FAST_FORMATS:
+            by_column = [[r[0] for r in first]] if index else []
+            text = fast_table([*by_column, *(cells[c] for c in chosen)], head_row, fmt)
+            if text is not None:
+                return text
+        from tabulate import tabulate  # ~30 ms: only for the other formats
+
+        rows = [[*first[i], *(cells[c][i] for c in chosen)] for i in range(len(frame))]
+        return tabulate(rows, headers=head_row, tablefmt=fmt, disable_numparse=True)
+
+    dropped: list[str] = []
+    if width_limit:
+        # Estimate with two characters of padding and two of separator per
+        # column, then drop the last columns until it really fits.
+        def width(col: str) -> int:
+            return max([len(heads[col]), *(len(v) for v in cells[col])]) + 4
+
+        total = max([0, *(len(h) for h in first_heads), *(len(r[0]) for r in first if r)]) + 2
+        kept = []
+        for c in sorted(columns, key=_kept_first):
+            room = width_limit - total - 4
+            if width(c) > room + 4 and room >= _MIN_CUT < width(c) - 4:
+                # long text (an error line, a path): cut to the room left
+                cells[c] = [t if len(t) <= room else t[: room - 1] + "…" for t in cells[c]]
+            if total + width(c) <= width_limit:
+                kept.append(c)
+                total += width(c)
+        kept = [c for c in columns if c in kept]
+        while True:
+            table = draw(kept)
+            if not kept or max(map(len, table.splitlines())) <= width_limit:
+                break
+            kept.remove(max(reversed(kept), key=_kept_first))  # the last of the others
+        dropped = [c for c in columns if c not in kept]
+    else:
+        table = draw(columns)
+    if dropped:
+        shown = ", ".join(heads[c] for c in dropped[:6]) + (
+            f" and {len(dropped) - 6} more" if len(dropped) > 6 else ""
+        )
+        count = f"{len(dropped)} column{'s' if len(dropped) > 1 else ''}"
+        note = f"({count} hidden to fit the terminal: {shown}; pick columns with --columns)"
+        table += "\n" + textwrap.fill(note, width=max(width_limit or 0, 40), break_on_hyphens=False)
+    return table
+
+
+def _export_value(value: Any) -> Any:
+    """A cell as plain JSON data: times in ISO 8601, lists as lists, gaps as None."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_export_value(v) for v in value]
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):  # a numpy scalar
+        return _export_value(value.item())
+    return value
+
+
+def export_records(frame: pd.DataFrame, *, index: bool = True) -> tuple[list[str], list[list[Any]]]:
+    """Column names and rows of plain values, at full precision."""
+    names = [str(c) for c in frame.columns]
+    columns = [[_export_value(v) for v in frame[c].astype(object).tolist()] for c in frame.columns]
+    if index:
+        levels = list(frame.index.names) if frame.index.nlevels > 1 else [frame.index.name or "id"]
+        values = frame.index.tolist() if frame.index.nlevels > 1 else [(i,) for i in frame.index]
+        names = [str(n) for n in levels] + names
+        columns = [[_export_value(v[k]) for v in values] for k in range(len(levels))] + columns
+    return names, [list(row) for row in zip(*columns, strict=True)] if columns else []
+
+
+def _csv_text(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return "" if value is None else repr(value) if isinstance(value, float) else value
+
+
+def render(frame: pd.DataFrame, fmt: str, width_limit: int | None, *, index: bool = True) -> str:
+    """The text of ``frame`` in ``fmt``: a tabulate format (fitted to
+    ``width_limit`` when given), or ``csv`` / ``json``, whose values are exact."""
+    if fmt == "csv":
+        names, rows = export_records(frame, index=index)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows([_csv_text(v) for v in row] for row in rows)
+        return out.getvalue()
+    if fmt == "json":
+        names, rows = export_records(frame, index=index)
+        records = [dict(zip(names, row, strict=True)) for row in rows]
+        return layout.dumps_json(layout.to_jsonable(records, strict=False)) + "\n"
+    return render_table(frame, fmt, width_limit, index=index) + "\n"

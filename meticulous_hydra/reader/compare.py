@@ -1,0 +1,132 @@
+"""What ``meticulous diff`` compares: each run's config, overrides and
+config-group choices, results, status, git and environment as flat
+``section.key`` values (:func:`facts`), and the code between the runs' commits
+(:func:`code_section`). The table is drawn by :mod:`meticulous_hydra.cli.commands.diff`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from meticulous_hydra import layout
+
+from .frame import hashable
+from .reader import ExperimentReader, flatten
+
+# the packages file and Python version repro14 records; read when present
+PACKAGES = "packages.txt"
+
+
+def _packages(run: ExperimentReader) -> dict[str, str]:
+    try:
+        text = (run.path / PACKAGES).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep and name and not name.startswith("#"):
+            out[name.lower()] = version
+    return out
+
+
+def _diffstat(run: ExperimentReader) -> str:
+    """The run's own recorded git.diff as 'N files +A -D', or '' without one."""
+    try:
+        text = (run.path / layout.GIT_DIFF).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    files = added = deleted = 0
+    for line in text.splitlines():
+        if line.startswith("diff --git "):
+            files += 1
+        elif line.startswith("+") and not line.startswith("+++"):
+            added += 1
+        elif line.startswith("-") and not line.startswith("---"):
+            deleted += 1
+    return f"{files} file{'s' * (files != 1)} +{added} -{deleted}" if files else ""
+
+
+def facts(run: ExperimentReader) -> dict[str, Any]:
+    """Everything diff compares, as flat ``section.key`` -> value."""
+    meta = run.metadata
+    out: dict[str, Any] = {}
+    flatten(run.config, "config", out)
+    # a path into the run's own folder differs between any two runs, telling
+    # them apart by nothing: it is compared (and shown) relative to the folder
+    own = [(str(run.path.absolute()), "<run folder>")]
+    out = {k: layout.localise(v, own) for k, v in out.items()}
+    hydra = meta.get("hydra") if isinstance(meta.get("hydra"), dict) else {}
+    switch = f"+{layout.OPT_IN_GROUP}="  # the recording switch is no setting of the run
+    overrides = [o for o in meta.get("overrides") or [] if not str(o).startswith(switch)]
+    out["overrides"] = " ".join(overrides)
+    for group, choice in sorted((hydra.get("choices") or {}).items()):
+        if group != layout.OPT_IN_GROUP:
+            out[f"choice.{group}"] = choice
+    flatten(run.summary, "summary", out)
+    out["status"] = run.status
+    duration = meta.get("duration")
+    out["duration"] = f"{duration:.1f}s" if isinstance(duration, (int, float)) else duration
+    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    out["git.sha"] = git.get("sha") and git["sha"][:12]
+    out["git.branch"] = git.get("branch")
+    out["git.dirty"] = git.get("dirty")
+    out["git.diff"] = _diffstat(run) or None
+    # untracked source saved with the run (issue 12 #5), when recorded
+    out["git.untracked"] = " ".join(git.get("untracked_saved") or []) or None
+    python = meta.get("python") if isinstance(meta.get("python"), dict) else {}
+    out["python"] = python.get("version")
+    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    for name, version in versions.items():
+        out[f"package.{name.lower()}"] = version
+    for name, version in _packages(run).items():
+        out[f"package.{name}"] = version
+    out["host"] = meta.get("host")
+    # outside the config and the summary, None means "not recorded": absent
+    return {
+        k: hashable(v)
+        for k, v in out.items()
+        if v is not None or k.startswith(("config.", "summary."))
+    }
+
+
+def code_key(f: dict[str, Any]) -> tuple[Any, ...]:
+    return f.get("git.sha"), f.get("git.diff"), f.get("git.untracked")
+
+
+def _git(top: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "-C", top, *args], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def code_section(runs: Sequence[ExperimentReader], labels: Sequence[str]) -> str:
+    """``git diff --stat`` from the first run's commit to each other's, where
+    the repository is there and has both commits."""
+    first = runs[0].metadata.get("git") or {}
+    top, base = first.get("toplevel"), first.get("sha")
+    parts = []
+    for run, label in zip(runs[1:], labels[1:], strict=True):
+        git = run.metadata.get("git") or {}
+        sha = git.get("sha")
+        if not base or not sha or sha == base:
+            continue
+        head = f"code from {labels[0]} ({base[:10]}) to {label} ({sha[:10]})"
+        repo = next((t for t in (top, git.get("toplevel")) if t and os.path.isdir(t)), None)
+        if repo is None:
+            parts.append(f"{head}: the repository {top or git.get('toplevel')} is not here")
+            continue
+        proc = _git(repo, "diff", "--stat", base, sha, "--")
+        if proc.returncode != 0:
+            parts.append(f"{head}: {repo} does not have both commits")
+            continue
+        parts.append(f"{head}:\n{proc.stdout.rstrip() or ' (no change)'}")
+    for run, label in zip(runs, labels, strict=True):
+        stat = _diffstat(run)
+        if stat:
+            parts.append(
+                f"{label} ran with uncommitted changes: {stat} in {run.path / layout.GIT_DIFF}"
+            )
+    return "\n\n".join(parts)

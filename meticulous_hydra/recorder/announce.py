@@ -1,0 +1,41 @@
+"""The one line an adapter prints on stderr when a run starts recording."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from meticulous_hydra import layout
+
+
+def previous_status(folder: str | os.PathLike[str]) -> str | None:
+    """The STATUS of a folder about to be resumed, read before the run
+    overwrites it; None for a new folder."""
+    try:
+        text = (Path(folder) / layout.STATUS).read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    return layout.parse_status(text)[0] or None
+
+
+def shown_path(folder: Path, cwd: Path) -> str:
+    """``experiments/17`` when under ``cwd``, else the absolute path."""
+    try:
+        return str(Path(folder).absolute().relative_to(Path(cwd).absolute()))
+    except ValueError:
+        return str(folder)
+
+
+def announce(
+    folder: Path, cwd: Path, *, resumed: bool, restarts: int, previous: str | None = None
+) -> None:
+    """``meticulous-hydra: recording to experiments/17`` (or resuming it), on stderr."""
+    where = shown_path(folder, cwd)
+    if resumed:
+        ended = f", which had ended {previous}" if previous and previous != layout.RUNNING else ""
+        line = f"meticulous-hydra: resuming {where}{ended} (restart {restarts})"
+    else:
+        line = f"meticulous-hydra: recording to {where}"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()

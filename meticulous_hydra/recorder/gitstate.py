@@ -1,0 +1,267 @@
+"""The git state of the code being run, read with the git command line.
+
+GitPython costs ~70 ms to import, the whole overhead budget of a run, and calls
+the same git binary underneath; a few short git calls are all we need.
+
+The code that ran is the entry script and the modules imported from the
+repository so far: one of them that git does not track makes the run as
+dirty as a modified file, and its content is kept for the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meticulous_hydra import layout
+from meticulous_hydra.exceptions import DirtyRepoError  # older code imports it from here
+
+log = logging.getLogger("meticulous_hydra")
+_warned_no_repo = False
+
+# Untracked code that ran is saved in the run folder up to this many bytes in all.
+UNTRACKED_CAP = 2 * 2**20
+# Installed packages and the standard library are not the program's code.
+_LIBRARY_DIRS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+
+
+@dataclass
+class GitState:
+    """What the recorder writes under ``git`` in metadata.json."""
+
+    sha: str | None
+    branch: str | None
+    message: str
+    remote: str | None
+    dirty: bool
+    modified: list[str]
+    untracked: list[str] = field(default_factory=list)
+    toplevel: str = ""
+    # binary-safe ``git diff HEAD``; saved as its own file, not in metadata
+    diff: bytes = b""
+    # untracked code that ran, by repository-relative path; saved as files
+    untracked_code: dict[str, bytes] = field(default_factory=dict)
+    untracked_skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, Any]:
+        return {
+            "sha": self.sha,
+            "branch": self.branch,
+            "message": self.message,
+            "remote": self.remote,
+            "dirty": self.dirty,
+            "modified": self.modified,
+            "untracked": self.untracked,
+            "untracked_saved": sorted(self.untracked_code),
+            "untracked_skipped": self.untracked_skipped,
+            "untracked_cap": UNTRACKED_CAP,
+            "toplevel": self.toplevel,
+        }
+
+    def save_untracked_code(self, folder: Path) -> None:
+        """Write the untracked code that ran under ``folder/untracked/``."""
+        base = folder / layout.UNTRACKED_DIR
+        for rel, content in self.untracked_code.items():
+            target = base.joinpath(*rel.split("/"))
+            layout.make_dir(target.parent, exist_ok=True)
+            layout.atomic_write_bytes(target, content)
+
+
+def _library(path: str) -> bool:
+    # string tests only: this runs for each of the thousands of modules loaded
+    return path.startswith(_STDLIB) or any(d in path for d in _LIBRARY_DIRS)
+
+
+def entry_script() -> Path | None:
+    """The script the program was started with (``python x.py``, ``python -m
+    pkg.x``), unless it is an installed launcher (pytest, ipykernel) or there
+    is none (``python -c``, a REPL)."""
+    main = sys.modules.get("__main__")
+    name = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv else "")
+    if not isinstance(name, str) or not name:
+        return None
+    path = os.path.abspath(name)
+    # <env>/bin/pytest, jupyter, ...: an installed command, not the program's code
+    launcher = os.path.dirname(path) == os.path.dirname(os.path.abspath(sys.executable))
+    if launcher or _library(path) or not os.path.isfile(path):
+        return None
+    return Path(path)
+
+
+def entry_code_dir() -> Path:
+    """Where the running program's code lives: the entry script's folder, else the cwd."""
+    script = entry_script()
+    # a link to a script is run from the repository it points into
+    return Path(os.path.realpath(script)).parent if script is not None else Path.cwd()
+
+
+def _code_files() -> set[str]:
+    """The entry script and the files of the modules imported so far, outside
+    installed packages and the standard library (absolute, unresolved)."""
+    files = set()
+    script = entry_script()
+    if script is not None:
+        files.add(str(script))
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__file__", None)
+        if isinstance(name, str) and name and not _library(name):
+            files.add(os.path.abspath(name))
+    return files
+
+
+def _untracked_code(toplevel: str, untracked: list[str]) -> list[str]:
+    """The code files that ran from ``toplevel`` and are in ``untracked`` (git
+    status's list, where a wholly untracked folder is one ``dir/`` entry)."""
+    if not untracked:
+        return []
+    listed = set(untracked)
+    top = os.path.realpath(toplevel) + os.sep
+    found = []
+    for path in _code_files():
+        real = os.path.realpath(path)
+        if not real.startswith(top):
+            continue
+        rel = real[len(top) :].replace(os.sep, "/")
+        parts = rel.split("/")
+        prefixes = ("/".join(parts[:i]) + "/" for i in range(1, len(parts)))
+        if rel in listed or any(prefix in listed for prefix in prefixes):
+            found.append(rel)
+    return sorted(found)
+
+
+def _read_untracked_code(toplevel: str, paths: list[str]) -> tuple[dict[str, bytes], list[dict]]:
+    """The content of ``paths`` up to UNTRACKED_CAP bytes in all, and what was skipped."""
+    saved: dict[str, bytes] = {}
+    skipped: list[dict[str, Any]] = []
+    total = 0
+    for rel in paths:
+        path = Path(toplevel, rel)
+        size = None
+        try:
+            size = path.stat().st_size
+            if total + size > UNTRACKED_CAP:  # never read whole what won't be kept
+                reason = f"over the cap of {UNTRACKED_CAP} bytes for untracked code"
+                skipped.append({"path": rel, "size": size, "reason": reason})
+                continue
+            content = path.read_bytes()
+        except OSError as e:
+            skipped.append({"path": rel, "size": size, "reason": f"unreadable: {e.strerror or e}"})
+            continue
+        total += len(content)
+        saved[rel] = content
+    return saved, skipped
+
+
+def _git_all(cwd: Path, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[bytes]]:
+    """Run git commands side by side: each call costs a few ms of start-up,
+    paid by every recorded run."""
+    procs = [
+        (
+            args,
+            subprocess.Popen(
+                ["git", "-C", str(cwd), *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            ),
+        )
+        for args in commands
+    ]
+    results = []
+    for args, proc in procs:
+        out, err = proc.communicate()
+        results.append(subprocess.CompletedProcess(list(args), proc.returncode, out, err))
+    return results
+
+
+def _warn_once(message: str) -> None:
+    global _warned_no_repo
+    if not _warned_no_repo:
+        _warned_no_repo = True
+        log.warning(message)
+
+
+def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitState | None:
+    """Read the state of the repository holding ``code_dir``.
+
+    Returns None (after one warning per process) outside a repository. Raises
+    DirtyRepoError for modified tracked files, or untracked code that ran
+    (the entry script, imported modules), unless ``allow_dirty``; then the
+    diff against HEAD and the untracked code are collected so the run can be
+    reproduced. Other untracked files are listed. ``flag_hint`` names the
+    option that allows dirty trees.
+    """
+    try:
+        status, info, top, remote_proc = _git_all(
+            code_dir,
+            ("status", "--porcelain=v2", "--branch", "--untracked-files=normal", "-z"),
+            ("show", "-s", "--format=%B", "HEAD", "--"),
+            ("rev-parse", "--show-toplevel"),
+            ("config", "--get", "remote.origin.url"),
+        )
+    except FileNotFoundError:
+        _warn_once("git is not installed: recording this run without its git state")
+        return None
+    if status.returncode != 0:
+        _warn_once(f"{code_dir} is not in a git repository: recording without git state")
+        return None
+
+    sha = branch = None
+    modified: list[str] = []
+    untracked: list[str] = []
+    entries = iter(status.stdout.decode("utf-8", "surrogateescape").split("\0"))
+    for entry in entries:
+        if entry.startswith("# branch.oid "):
+            oid = entry.split(" ", 2)[2]
+            sha = None if oid == "(initial)" else oid
+        elif entry.startswith("# branch.head "):
+            head = entry.split(" ", 2)[2]
+            branch = None if head == "(detached)" else head
+        elif entry[:2] in ("1 ", "u "):
+            modified.append(entry.split(" ", 10 if entry[0] == "u" else 8)[-1])
+        elif entry.startswith("2 "):
+            modified.append(entry.split(" ", 9)[-1])
+            next(entries, None)  # a rename's original path, in a field of its own
+        elif entry.startswith("? "):
+            untracked.append(entry[2:])
+
+    toplevel = top.stdout.decode("utf-8", "surrogateescape").strip()
+    remote = remote_proc.stdout.decode().strip() or None
+    untracked_code = _untracked_code(toplevel, untracked)
+
+    state = GitState(
+        sha=sha,
+        branch=branch,
+        message=info.stdout.decode("utf-8", "replace").rstrip() if sha else "",
+        remote=remote,
+        dirty=bool(modified or untracked_code),
+        modified=modified,
+        untracked=untracked,
+        toplevel=toplevel,
+    )
+    if state.dirty and not allow_dirty:
+        raise DirtyRepoError(_dirty_message(toplevel, modified, untracked_code, flag_hint))
+    if modified:
+        (diff,) = _git_all(
+            code_dir, ("diff", "HEAD", "--binary") if sha else ("diff", "--cached", "--binary")
+        )
+        state.diff = diff.stdout
+    state.untracked_code, state.untracked_skipped = _read_untracked_code(toplevel, untracked_code)
+    return state
+
+
+def _dirty_message(toplevel: str, modified: list[str], code: list[str], flag_hint: str) -> str:
+    names = modified + [f"{path} (untracked, and it ran)" for path in code]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    saved = "the diff and the untracked code are" if code else "the diff is"
+    return (
+        f"uncommitted changes in {toplevel}: {shown}; commit them"
+        f"{' (git add the new files)' if code else ''}, "
+        f"or pass {flag_hint} to record anyway ({saved} saved)"
+    )

@@ -1,0 +1,1 @@
+"""The differential tests: the same app with tracking off and on."""

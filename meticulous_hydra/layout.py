@@ -276,6 +276,13 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+def block(metadata: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """metadata.json's object ``key`` (``git``, ``hydra``...): ``{}`` where it
+    is absent or not an object, as in a hand-edited file."""
+    value = metadata.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def write_status(path: Path, status: str, detail: str = "") -> None:
     text = status + "\n" + (detail.rstrip("\n") + "\n" if detail else "")
     atomic_write_text(path, text)

@@ -58,7 +58,7 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     # them apart by nothing: it is compared (and shown) relative to the folder
     own = [(str(run.path.absolute()), "<run folder>")]
     out = {k: layout.localise(v, own) for k, v in out.items()}
-    hydra = meta.get("hydra") if isinstance(meta.get("hydra"), dict) else {}
+    hydra = layout.block(meta, "hydra")
     switch = f"+{layout.OPT_IN_GROUP}="  # the recording switch is no setting of the run
     overrides = [o for o in meta.get("overrides") or [] if not str(o).startswith(switch)]
     out["overrides"] = " ".join(overrides)
@@ -69,16 +69,16 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     out["status"] = run.status
     duration = meta.get("duration")
     out["duration"] = f"{duration:.1f}s" if isinstance(duration, (int, float)) else duration
-    git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
+    git = layout.block(meta, "git")
     out["git.sha"] = git.get("sha") and git["sha"][:12]
     out["git.branch"] = git.get("branch")
     out["git.dirty"] = git.get("dirty")
     out["git.diff"] = _diffstat(run) or None
     # untracked source saved with the run (issue 12 #5), when recorded
     out["git.untracked"] = " ".join(git.get("untracked_saved") or []) or None
-    python = meta.get("python") if isinstance(meta.get("python"), dict) else {}
+    python = layout.block(meta, "python")
     out["python"] = python.get("version")
-    versions = meta.get("versions") if isinstance(meta.get("versions"), dict) else {}
+    versions = layout.block(meta, "versions")
     for name, version in versions.items():
         out[f"package.{name.lower()}"] = version
     for name, version in _packages(run).items():

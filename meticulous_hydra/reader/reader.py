@@ -253,8 +253,8 @@ class ExperimentReader:
         config = self.config
         summary = self.summary
         status, detail = self._status
-        git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
-        sweep = meta.get("sweep") if isinstance(meta.get("sweep"), dict) else {}
+        git = layout.block(meta, "git")
+        sweep = layout.block(meta, "sweep")
         row: dict[str, Any] = {
             "status": status,
             "status_detail": short_detail(status, detail),

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
@@ -42,10 +42,16 @@ from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
 from .hydra_config import (
     config_cleaner,
     hydra_metadata,
+    raw_strings,
     redact_hydra_files,
     redact_job_return,
     resolve_job_config,
 )
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from hydra.conf import HydraConf
 
 RESOLVER = "meticulous.job_dir"
 FAIL_RESOLVER = "meticulous.fail"
@@ -92,7 +98,7 @@ def _register_resolvers() -> None:
 
 def _from_command_line() -> bool:
     """Whether ``@hydra.main`` runs us (else a Python caller, like hydra-zen's launch())."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
         if code.co_name == "_run_hydra" and code.co_filename.endswith(
@@ -119,7 +125,7 @@ def _stop(config: DictConfig, error: RecordingError, job_dir_key: str) -> None:
     OmegaConf.update(config, job_dir_key, value, force_add=True)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     """Stop Hydra from a job: it turns an Exception raised in a callback into
     a mere warning and runs the task unrecorded, but lets SystemExit through."""
     sys.stderr.write(f"meticulous-hydra: error: {message}\n")
@@ -138,12 +144,21 @@ _HYDRA_DEFAULTS = {
 def _user_set(config: DictConfig, key: str) -> bool:
     """Whether the user chose Hydra's output dir ``key``; then it stays theirs."""
     # raw strings: an override's value may itself be an interpolation
-    overrides = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)
-    if any(str(o).lstrip("+").startswith(f"{key}=") for o in overrides):
+    if any(o.lstrip("+").startswith(f"{key}=") for o in raw_strings(config.hydra.overrides.hydra)):
         return True
     parent, _, leaf = key.rpartition(".")
-    raw = OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)
+    # hydra.run / hydra.sweep: always in a Hydra config
+    raw = cast(
+        "dict[str, Any]", OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)
+    )
     return raw.get(leaf) != _HYDRA_DEFAULTS[key]
+
+
+def _callbacks(config: DictConfig) -> dict[str, Any]:
+    """``hydra.callbacks`` as declared (raw: never resolved)."""
+    return cast(
+        "dict[str, Any]", OmegaConf.to_container(config.hydra.callbacks, resolve=False) or {}
+    )
 
 
 class MeticulousCallback(Callback):
@@ -222,7 +237,7 @@ class MeticulousCallback(Callback):
 
     def _find_key(self, config: DictConfig) -> str:
         """The key this callback is declared under in ``hydra.callbacks``."""
-        callbacks = OmegaConf.to_container(config.hydra.callbacks, resolve=False) or {}
+        callbacks = _callbacks(config)
         for key, params in callbacks.items():
             if isinstance(params, dict) and params.get("_target_") in _TARGETS:
                 return str(key)
@@ -240,7 +255,7 @@ class MeticulousCallback(Callback):
         self._mode = mode
         self._key = self._find_key(config)
         redactor = Redactor(self.redact)
-        task = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)]
+        task = raw_strings(config.hydra.overrides.task)
         self._packages = provenance.installed_packages()
         self._launch = {
             "argv": redactor.argv(command_argv()),
@@ -309,7 +324,7 @@ class MeticulousCallback(Callback):
 
     # -- job process -----------------------------------------------------------
 
-    def _job_folder(self, config: DictConfig, hc: DictConfig, job_num: Any) -> str:
+    def _job_folder(self, config: DictConfig, hc: HydraConf, job_num: Any) -> str:
         """The folder this job records into: always one this callback claimed
         under the root, whatever Hydra's output dir is."""
         if self._folder is not None and self._mode == "RUN":
@@ -336,7 +351,7 @@ class MeticulousCallback(Callback):
                 self._read_git(config)
             resolved, missing = resolve_job_config(config)
             redactor = Redactor(self.redact)
-            given = [str(o) for o in OmegaConf.to_container(hc.overrides.task, resolve=False)]
+            given = raw_strings(hc.overrides.task)
             hidden = redactor.secrets(resolved, given)
             hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
             job_num = hydra_meta["job_num"]
@@ -406,7 +421,7 @@ class MeticulousCallback(Callback):
     def _redact_pickles(self, config: DictConfig, job_return: JobReturn) -> None:
         """Hydra's PickleJobInfoCallback pickles the config and the JobReturn
         into the folder, in its own hooks, before or after ours."""
-        callbacks = OmegaConf.to_container(config.hydra.callbacks, resolve=False) or {}
+        callbacks = _callbacks(config)
         if not any(
             isinstance(p, dict) and str(p.get("_target_", "")).endswith(_PICKLE_CALLBACK)
             for p in callbacks.values()

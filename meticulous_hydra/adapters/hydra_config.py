@@ -6,13 +6,17 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from meticulous_hydra.layout import atomic_write_bytes, atomic_write_text, to_jsonable
 from meticulous_hydra.recorder.redact import MISSING, Redactor
+
+if TYPE_CHECKING:
+    # what HydraConfig.get() is typed as; at run time a DictConfig of that shape
+    from hydra.conf import HydraConf
 
 
 def _walk(node: Any, prefix: str, missing: list[str]) -> Any:
@@ -21,7 +25,7 @@ def _walk(node: Any, prefix: str, missing: list[str]) -> Any:
         if node._is_missing() or node._is_none():
             return None if node._is_none() else _missing(prefix, missing)
         keys = list(node.keys())
-        return {k: _child(node, k, f"{prefix}.{k}" if prefix else str(k), missing) for k in keys}
+        return {k: _child(node, k, f"{prefix}.{k!s}" if prefix else str(k), missing) for k in keys}
     if isinstance(node, ListConfig):
         if node._is_missing() or node._is_none():
             return None if node._is_none() else _missing(prefix, missing)
@@ -76,24 +80,26 @@ def resolve_job_config(config: DictConfig) -> tuple[dict[str, Any], list[str]]:
     return out, missing
 
 
-def _raw(node: Any) -> list[str]:
-    # override values may be interpolations themselves: never resolve them
-    return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
+def raw_strings(node: Any) -> list[str]:
+    """A list node's items as strings, unresolved: override values may be
+    interpolations themselves."""
+    return [str(o) for o in cast("list[Any]", OmegaConf.to_container(node, resolve=False))]
 
 
 def hydra_metadata(
-    config: DictConfig, hc: DictConfig, redactor: Redactor, secrets: set[str], mode: str | None
+    config: DictConfig, hc: HydraConf, redactor: Redactor, secrets: set[str], mode: str | None
 ) -> dict[str, Any]:
     """The ``hydra`` block of metadata.json for the running job. ``mode`` is
     the hook that started it (``RUN``/``MULTIRUN``) when Hydra's own is unset,
     as under hydra-zen's ``launch()``."""
-    given = _raw(hc.overrides.task)
+    given = raw_strings(hc.overrides.task)
     shown = redactor.overrides(given)
     # raw: an override's interpolation would be resolved on access
-    override_dirname = str(OmegaConf.to_container(hc.job, resolve=False)["override_dirname"])
+    job = cast("dict[str, Any]", OmegaConf.to_container(hc.job, resolve=False))
+    override_dirname = str(job["override_dirname"])
     for original, redacted in zip(given, shown, strict=True):
         override_dirname = override_dirname.replace(original, redacted)
-    choices = OmegaConf.to_container(hc.runtime.choices)
+    choices = cast("dict[str, Any]", OmegaConf.to_container(hc.runtime.choices))
     hydra_mode = getattr(hc.mode, "name", None)
     return redactor.scrub(
         {
@@ -113,7 +119,7 @@ def hydra_metadata(
     )
 
 
-def redact_hydra_files(hc: DictConfig, redactor: Redactor, secrets: set[str]) -> None:
+def redact_hydra_files(hc: HydraConf, redactor: Redactor, secrets: set[str]) -> None:
     """Hide secrets in the copies Hydra wrote to ``.hydra/`` before the job
     started (its config, its overrides, hydra.yaml) and in the pickles of
     Hydra's ``PickleJobInfoCallback``, whichever exist now."""

@@ -17,7 +17,10 @@ import warnings
 from importlib import import_module
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 PACKAGE = "meticulous_hydra"
 ERROR_SWITCH = "METICULOUS_HYDRA_OLD_PATHS"
@@ -81,7 +84,9 @@ class OldPaths:
             if os.environ.get(ERROR_SWITCH) == "error":
                 raise ImportError(message)
             warnings.warn(message, DeprecationWarning, stacklevel=2)
-        return ModuleSpec(fullname, _Alias(f"{PACKAGE}.{new}"))
+        # the stub asks for the importlib.abc.Loader class; the import system
+        # needs only create_module/exec_module, which _Alias has
+        return ModuleSpec(fullname, cast("Loader", _Alias(f"{PACKAGE}.{new}")))
 
 
 def install() -> None:

@@ -13,7 +13,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from meticulous_hydra import layout
 from meticulous_hydra.exceptions import UsageError
@@ -244,7 +244,8 @@ def mean_std_text(frame: pd.DataFrame) -> pd.DataFrame:
         base = str(column)[: -len(".mean")]
         std = frame.get(f"{base}.std")
         pairs = zip(frame[column], std if std is not None else [None] * len(frame), strict=True)
-        out.insert(out.columns.get_loc(column), base, [_mean_std(m, s) for m, s in pairs])
+        at = cast(int, out.columns.get_loc(column))  # an int: group_rows' columns are unique
+        out.insert(at, base, [_mean_std(m, s) for m, s in pairs])
         out = out.drop(columns=[c for c in (column, f"{base}.std") if c in out.columns])
     return out
 

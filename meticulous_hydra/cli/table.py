@@ -81,6 +81,7 @@ def _cells(column: str, series: pd.Series, width: int) -> list[str]:
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         local = series.dt.tz_convert(datetime.datetime.now().astimezone().tzinfo)
         return local.dt.strftime("%Y-%m-%d %H:%M:%S").fillna("").tolist()
+    uniques: pd.Index | np.ndarray
     try:
         codes, uniques = pd.factorize(series)
     except TypeError:  # an unhashable value, from a reader subclass
@@ -116,12 +117,12 @@ def fast_table(columns: list[list[str]], heads: list[str], fmt: str) -> str | No
         widths.append(max(len(head) + 2, max(map(len, cells), default=0)))
     # pad a column at a time, then join rows: all in C, no per-cell Python
     padded = [list(map(str.ljust, c, repeat(w))) for c, w in zip(columns, widths, strict=True)]
-    head = [h.ljust(w) for h, w in zip(heads, widths, strict=True)]
+    header = [h.ljust(w) for h, w in zip(heads, widths, strict=True)]
     if fmt == "github":
-        rows = ["| " + row + " |" for row in map(" | ".join, [head, *zip(*padded, strict=True)])]
+        rows = ["| " + row + " |" for row in map(" | ".join, [header, *zip(*padded, strict=True)])]
         rows.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
         return "\n".join(rows)
-    rows = list(map(str.rstrip, map("  ".join, [head, *zip(*padded, strict=True)])))
+    rows = list(map(str.rstrip, map("  ".join, [header, *zip(*padded, strict=True)])))
     if fmt == "simple":
         rows.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(rows)

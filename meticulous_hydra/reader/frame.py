@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from meticulous_hydra import layout
 
@@ -37,17 +37,19 @@ class TextId(str):
 
     __slots__ = ()
 
+    # str's own comparisons take any object (NotImplemented for a non-str);
+    # the stubs take str only, hence the ignores
     def __lt__(self, other: object) -> bool:
-        return False if isinstance(other, int) else str.__lt__(self, other)  # type: ignore[arg-type]
+        return False if isinstance(other, int) else str.__lt__(self, other)  # type: ignore[operator]
 
     def __le__(self, other: object) -> bool:
-        return False if isinstance(other, int) else str.__le__(self, other)  # type: ignore[arg-type]
+        return False if isinstance(other, int) else str.__le__(self, other)  # type: ignore[operator]
 
     def __gt__(self, other: object) -> bool:
-        return True if isinstance(other, int) else str.__gt__(self, other)  # type: ignore[arg-type]
+        return True if isinstance(other, int) else str.__gt__(self, other)  # type: ignore[operator]
 
     def __ge__(self, other: object) -> bool:
-        return True if isinstance(other, int) else str.__ge__(self, other)  # type: ignore[arg-type]
+        return True if isinstance(other, int) else str.__ge__(self, other)  # type: ignore[operator]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (TextId, (str(self),))
@@ -121,7 +123,8 @@ def _int_columns_with_gaps(frame: pd.DataFrame, rows: Sequence[Mapping[str, Any]
         first = column.first_valid_index()
         if first is None:
             continue
-        position = frame.index.get_loc(first)
+        # an int: the index (one id per folder name) is unique
+        position = cast(int, frame.index.get_loc(first))
         if type(rows[position].get(name)) is not int:
             continue
         values = column.dropna()

@@ -22,7 +22,9 @@ from meticulous_hydra import layout
 from .frame import run_id  # the id as load_experiments' index holds it, so the two join
 
 if TYPE_CHECKING:
+    import numpy
     import pandas as pd
+    from pandas.api.extensions import ExtensionArray
 
 COLUMNS = ("id", "step", "time", "key", "value")
 _RESERVED = ("step", "time")
@@ -147,7 +149,7 @@ class _Long:
             empty["value"] = empty["value"].astype("float64")
             return empty.reindex(columns=["root", *COLUMNS]) if with_root else empty
         rows = np.concatenate(self.rows)
-        steps = pd.array(self.steps, dtype="object")
+        steps: ExtensionArray | numpy.ndarray = pd.array(self.steps, dtype="object")
         try:
             steps = pd.array(self.steps, dtype="Int64")
         except (TypeError, ValueError):

@@ -224,6 +224,7 @@ class FdTee:
         saved, self._saved = self._saved, None
         os.dup2(saved, self.fd)  # drops the pipe held at fd
         write_end, self._write_end = self._write_end, None
+        assert write_end is not None  # start() sets it with _saved
         try:
             # shorter than PIPE_BUF: written whole; a pump that died has set
             # _drained already

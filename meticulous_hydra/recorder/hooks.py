@@ -24,7 +24,8 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol, cast
 
 from meticulous_hydra import layout
 
@@ -142,8 +143,11 @@ class _ProcessHooks:
                 except Exception:
                     pass
 
-    def _exit(self, code: object = None) -> None:
-        previous = self._saved.get("exit", sys.__dict__.get("exit"))
+    def _exit(self, code: object = None) -> NoReturn:
+        # the sys.exit we replaced: it raises SystemExit
+        previous = cast(
+            "Callable[[object], NoReturn]", self._saved.get("exit", sys.__dict__.get("exit"))
+        )
         # sys.exit in another thread only ends that thread
         if threading.current_thread() is threading.main_thread():
             status = status_from_exit_code(code)

@@ -91,7 +91,7 @@ def rows(
     all_facts = [facts(r) for r in runs]
     keys = sorted(dict.fromkeys(k for f in all_facts for k in f), key=_section)
     code_differs = len({code_key(f) for f in all_facts}) > 1
-    out = []
+    out: list[tuple[str, list[Any]]] = []
     for key in keys:
         values = [f.get(key, _MISSING) for f in all_facts]
         differs = len({repr(v) for v in values}) > 1

@@ -26,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy meticulous_hydra
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

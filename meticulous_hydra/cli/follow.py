@@ -62,7 +62,11 @@ def select(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     if not wanted or "tags" not in frame.columns:
         return frame
     for tag in wanted:
-        frame = frame[frame["tags"].map(lambda tags, t=tag: isinstance(tags, tuple) and t in tags)]
+
+        def carries(tags: object, t: str = tag) -> bool:
+            return isinstance(tags, tuple) and t in tags
+
+        frame = frame[frame["tags"].map(carries)]
     return frame
 
 

@@ -162,7 +162,8 @@ def _settle(series: pd.Series) -> pd.Series:
 
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return series
-    values = series.astype(object).where(series.notna(), None)
+    # cast: pandas-stubs 2.3 (the ones for Python 3.10) refuse None here
+    values = series.astype(object).where(series.notna(), cast(Any, None))
     present = values.dropna()
     kinds = set(map(type, present))
     gaps = len(present) < len(values)

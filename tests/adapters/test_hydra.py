@@ -692,24 +692,6 @@ def test_one_line_says_where_the_run_is_recorded(edge_app: Path) -> None:
     assert "size (recorded 4, now 7)" in proc.stderr
 
 
-def test_the_readme_hydra_snippet_runs_with_the_callback_off(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    snippet = readme.split("```python\n@hydra.main", 1)[1].split("```", 1)[0]
-    app = "import hydra\nimport meticulous_hydra\n\n@hydra.main" + snippet.replace(
-        'config_path="../conf"', 'config_path="."'
-    )
-    app += "\nif __name__ == '__main__':\n    train()\n"
-    repo = make_repo(tmp_path / "snippet", {"app.py": app, "config.yaml": "epochs: 2\n"})
-    snippet_vars = "loss = 0.5\n"  # the snippet's own placeholder
-    (repo / "app.py").write_text(
-        app.replace("def train(cfg):\n", "def train(cfg):\n    " + snippet_vars)
-    )
-    git(repo, "commit", "-qam", "loss")
-    run_python(["app.py"], repo, check=True)  # the callback off: current() is None
-    run_python(["app.py", ON], repo, check=True)
-    assert len((repo / "experiments" / "1" / "metrics.jsonl").read_text().splitlines()) == 2
-
-
 ZEN_DRIVER = """
 import sys
 from hydra_zen import launch, make_config

@@ -567,7 +567,7 @@ def test_copies_of_a_root_are_not_attempts_of_each_other() -> None:
 def test_one_run_of_a_loop_is_compared_with_its_own_repetition(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # the README's "Without either" loop: reproducing run 2 runs the script,
+    # docs/python.md's "Without either" loop: reproducing run 2 runs the script,
     # which records every seed again; run 2 is compared with seed 1's new run
     repo = make_repo(tmp_path / "repo")
     write_script(

@@ -26,6 +26,28 @@ _warned_no_repo = False
 
 # Untracked code that ran is saved in the run folder up to this many bytes in all.
 UNTRACKED_CAP = 2 * 2**20
+# Variables that make git read another repository than the one it is run in
+# (set in git hooks, `git rebase -x`, dotfiles aliases): the state recorded is
+# always that of the code's own repository. `git rev-parse --local-env-vars`
+# lists most; the discovery ones stop git from finding the repository at all.
+# The user's configuration (GIT_CONFIG_*: safe.directory, say) stays.
+_ELSEWHERE = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_GRAFT_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_SHALLOW_FILE",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+    "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_CEILING_DIRECTORIES",
+)
 # Installed packages and the standard library are not the program's code.
 _LIBRARY_DIRS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 _STDLIB = os.path.dirname(os.__file__) + os.sep
@@ -158,9 +180,16 @@ def _read_untracked_code(toplevel: str, paths: list[str]) -> tuple[dict[str, byt
     return saved, skipped
 
 
+def git_env() -> dict[str, str]:
+    """The environment for a git command about a given folder's repository:
+    this process's, without what would point git at another repository."""
+    return {k: v for k, v in os.environ.items() if k not in _ELSEWHERE}
+
+
 def _git_all(cwd: Path, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[bytes]]:
     """Run git commands side by side: each call costs a few ms of start-up,
     paid by every recorded run."""
+    env = git_env()
     procs = [
         (
             args,
@@ -169,6 +198,7 @@ def _git_all(cwd: Path, *commands: tuple[str, ...]) -> list[subprocess.Completed
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
+                env=env,
             ),
         )
         for args in commands

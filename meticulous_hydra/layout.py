@@ -209,6 +209,14 @@ def claim_sweep_folder(root: Path, sweep_id: str, job_num: int) -> Path:
     return folder
 
 
+def sweep_file(root: Path, sweep_id: str, name: str) -> Path:
+    """``.sweeps/<sweep_id>/<name>``: a file the launching process of a sweep
+    keeps for its jobs (its folder created)."""
+    folder = root / SWEEPS_DIR / validate_id(sweep_id)
+    make_dir(folder, exist_ok=True)
+    return folder / name
+
+
 def _linked_folder(root: Path, link: Path, sweep_id: str, job_num: int) -> Path | None:
     """The folder ``link`` names if it was recorded for this job, else None."""
     try:

@@ -308,6 +308,8 @@ class MeticulousCallback(Callback):
                 raise RecordingError(
                     f"the experiments root {root} contains a quote, backslash or $: choose another"
                 )
+            if self._git is not None:
+                self._keep_diff(root, sweep_id)
         except RecordingError as e:
             _stop(config, e, "hydra.sweep.subdir")
             return
@@ -321,6 +323,23 @@ class MeticulousCallback(Callback):
         # one way to reach their config from here.
         config.hydra.overrides.hydra.append(f'hydra.sweep.subdir="{subdir}"')
         config.hydra.sweep.subdir = subdir
+
+    def _keep_diff(self, root: Path, sweep_id: str) -> None:
+        """The diff of the code as the sweep starts, kept once in the root
+        for every job to link to: never carried in memory to them."""
+        path = layout.sweep_file(root, sweep_id, layout.GIT_DIFF)
+        try:
+            self._git.keep_diff(path)
+        except OSError as e:
+            raise RecordingError(f"cannot keep the diff in {path}: {e.strerror or e}") from e
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        kept = getattr(self._git, "diff_file", None)
+        if kept:  # every job has its own link to it now
+            try:
+                os.unlink(kept)
+            except OSError:
+                pass
 
     # -- job process -----------------------------------------------------------
 

@@ -287,10 +287,9 @@ class Experiment:
         # either invisible or complete (and then DIED, by its host and pid).
         layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self._yaml_config))
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
-        if self.git is not None and self.git.diff:
-            layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
         provenance.write_packages(self.dir)
         if self.git is not None:
+            self.git.write_diff(self.dir / layout.GIT_DIFF)
             self.git.save_untracked_code(self.dir)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)

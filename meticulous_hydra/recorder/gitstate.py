@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -65,8 +66,9 @@ class GitState:
     modified: list[str]
     untracked: list[str] = field(default_factory=list)
     toplevel: str = ""
-    # binary-safe ``git diff HEAD``; saved as its own file, not in metadata
-    diff: bytes = b""
+    # where ``git diff HEAD`` was kept by keep_diff() (a sweep's, for its
+    # jobs); without it, write_diff() asks git when the run starts
+    diff_file: str | None = None
     # untracked code that ran, by repository-relative path; saved as files
     untracked_code: dict[str, bytes] = field(default_factory=dict)
     untracked_skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -85,6 +87,50 @@ class GitState:
             "untracked_cap": UNTRACKED_CAP,
             "toplevel": self.toplevel,
         }
+
+    def _diff_command(self) -> list[str]:
+        # options that make the patch one `git apply` takes, whatever the
+        # user's git config says (colour, prefixes, external diff tools)
+        return [
+            "git",
+            "-C",
+            self.toplevel,
+            "diff",
+            *(("HEAD",) if self.sha else ("--cached",)),
+            "--binary",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-textconv",
+            "--src-prefix=a/",
+            "--dst-prefix=b/",
+        ]
+
+    def keep_diff(self, path: Path) -> None:
+        """Stream ``git diff HEAD`` into ``path`` now, for write_diff() to
+        copy later (a sweep's jobs start later, in other processes)."""
+        if self.modified:
+            _stream_to_file(self._diff_command(), path)
+            self.diff_file = str(path)
+
+    def write_diff(self, target: Path) -> None:
+        """Write the binary-safe ``git diff HEAD`` to ``target`` (replaced
+        whole) when tracked files are modified: streamed from git, or linked to
+        (copied from) what keep_diff() kept; it never passes through memory."""
+        if not self.modified:
+            return
+        if self.diff_file is None:
+            _stream_to_file(self._diff_command(), target)
+            return
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            try:
+                os.link(self.diff_file, tmp)  # one copy on disk for all of a sweep's jobs
+            except OSError:
+                shutil.copyfile(self.diff_file, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            _unlink(tmp)
+            raise
 
     def save_untracked_code(self, folder: Path) -> None:
         """Write the untracked code that ran under ``folder/untracked/``."""
@@ -186,6 +232,34 @@ def git_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _ELSEWHERE}
 
 
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _stream_to_file(command: list[str], target: Path) -> None:
+    """Run ``command`` with its output going straight into ``target``
+    (replaced whole, created with the layout's mode)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, layout.FILE_MODE)
+        try:
+            done = subprocess.run(
+                command, stdout=fd, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=git_env()
+            )
+        finally:
+            os.close(fd)
+        if done.returncode != 0:
+            error = done.stderr.decode("utf-8", "replace").strip()
+            raise OSError(f"{' '.join(command[3:5])} failed: {error}")
+        os.replace(tmp, target)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
 def _git_all(cwd: Path, *commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[bytes]]:
     """Run git commands side by side: each call costs a few ms of start-up,
     paid by every recorded run."""
@@ -277,11 +351,6 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
     )
     if state.dirty and not allow_dirty:
         raise DirtyRepoError(_dirty_message(toplevel, modified, untracked_code, flag_hint))
-    if modified:
-        (diff,) = _git_all(
-            code_dir, ("diff", "HEAD", "--binary") if sha else ("diff", "--cached", "--binary")
-        )
-        state.diff = diff.stdout
     state.untracked_code, state.untracked_skipped = _read_untracked_code(toplevel, untracked_code)
     return state
 

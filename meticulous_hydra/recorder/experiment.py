@@ -73,6 +73,7 @@ def _start_metadata(
     redactor: Redactor,
     redacted: list[str],
     extra: Mapping[str, Any] | None,
+    secrets: set[str],
 ) -> dict[str, Any]:
     """metadata.json as a run starts (docs/FORMAT.md lists every key)."""
     metadata: dict[str, Any] = {
@@ -92,7 +93,7 @@ def _start_metadata(
     metadata["argv"] = redactor.argv(metadata["argv"])
     if extra:
         metadata.update(layout.to_jsonable(dict(extra), strict=False))
-    return metadata
+    return redactor.scrub(metadata, secrets)
 
 
 class Experiment:
@@ -148,10 +149,15 @@ class Experiment:
             experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
         redactor = Redactor(redact)
         redacted: list[str] = []
-        self.config = redactor.tree(_plain_config(config), found=redacted)
+        plain = _plain_config(config)
+        # a secret's value is hidden wherever it appears: in a URL or a
+        # command that interpolates it, in a path named after it
+        self._secrets = redactor.secrets(plain)
+        self.config = redactor.scrub(redactor.tree(plain, found=redacted), self._secrets)
         # config.yaml keeps NaN and infinities, which YAML has and JSON has not
-        self._yaml_config = redactor.tree(
-            layout.to_jsonable(dict(config or {}), strict=False, floats=True)
+        self._yaml_config = redactor.scrub(
+            redactor.tree(layout.to_jsonable(dict(config or {}), strict=False, floats=True)),
+            self._secrets,
         )
         self.git: GitState | None = None
         self.dir = Path.cwd()
@@ -178,6 +184,7 @@ class Experiment:
             redactor=redactor,
             redacted=redacted,
             extra=metadata,
+            secrets=self._secrets,
         )
         if not self.norecord:
             self.metadata.update(provenance.start_metadata(self.config, description))
@@ -321,7 +328,7 @@ class Experiment:
         """Merge ``values`` into summary.json (nested dicts merge by key)."""
         if self.norecord:
             return
-        converted = layout.to_jsonable(dict(values), strict=True)
+        converted = Redactor.scrub(layout.to_jsonable(dict(values), strict=True), self._secrets)
         merged = layout.deep_merge(_copy_tree(self._summary), converted)
         self._storage(layout.write_json, self.dir / layout.SUMMARY, merged)
         self._summary = merged
@@ -342,6 +349,8 @@ class Experiment:
             return
         record = {"step": step, "time": layout.now().isoformat()}
         record.update(layout.to_jsonable(dict(metrics), strict=True))
+        if self._secrets:
+            record = Redactor.scrub(record, self._secrets)
         line = (layout.dumps_json(record, indent=None) + "\n").encode("utf-8")
         if self._metrics_fd is None:
             self._metrics_fd = self._storage(layout.open_append, self.dir / layout.METRICS)

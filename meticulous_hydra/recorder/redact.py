@@ -93,23 +93,37 @@ class Redactor:
         return bool(self._regex.match(_norm(leaf)) or self._regex.match(_norm(dotted_key)))
 
     def tree(self, value: Any, prefix: str = "", found: list[str] | None = None) -> Any:
-        """A copy of a plain dict/list tree with secret values replaced.
+        """A copy of a plain dict/list tree with secret values replaced: every
+        leaf under a matching key (a list of tokens, a dict of credentials).
         Redacted dotted keys are appended to ``found``."""
+        return self._tree(value, prefix, found, None, False)
+
+    def _tree(
+        self,
+        value: Any,
+        prefix: str,
+        found: list[str] | None,
+        literals: set[str] | None,
+        secret: bool,
+    ) -> Any:
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
                 key = f"{prefix}.{k}" if prefix else str(k)
-                if self.matches(key) and not isinstance(v, (dict, list)):
-                    keep = v is None or holds_no_secret(v)
-                    out[k] = v if keep else REDACTED
-                    if found is not None and not keep:
-                        found.append(key)
-                else:
-                    out[k] = self.tree(v, key, found)
+                out[k] = self._tree(v, key, found, literals, secret or self.matches(key))
             return out
         if isinstance(value, list):
-            return [self.tree(v, f"{prefix}[{i}]", found) for i, v in enumerate(value)]
-        return value
+            return [
+                self._tree(v, f"{prefix}[{i}]", found, literals, secret)
+                for i, v in enumerate(value)
+            ]
+        if not secret or value is None or holds_no_secret(value):
+            return value
+        if found is not None:
+            found.append(prefix)
+        if literals is not None and isinstance(value, str) and _is_literal_text(value):
+            literals.add(value)
+        return REDACTED
 
     def overrides(self, items: Sequence[str]) -> list[str]:
         """``key=value`` items (Hydra overrides) with secret values hidden."""
@@ -123,21 +137,11 @@ class Redactor:
 
     def secrets(self, config: Any, overrides: Sequence[str] = ()) -> set[str]:
         """The literal secret strings in a resolved config tree and in
-        ``key=value`` overrides, to :meth:`scrub` from derived strings."""
+        ``key=value`` overrides, to :meth:`scrub` from derived strings (a URL
+        that interpolates a password, say). Numbers, booleans and ``none``
+        are no passwords: scrubbing them would mangle unrelated text."""
         found: set[str] = set()
-
-        def walk(value: Any, prefix: str) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    key = f"{prefix}.{k}" if prefix else str(k)
-                    if self.matches(key) and isinstance(v, str) and not holds_no_secret(v):
-                        found.add(v)
-                    walk(v, key)
-            elif isinstance(value, list):
-                for i, v in enumerate(value):
-                    walk(v, f"{prefix}[{i}]")
-
-        walk(config, "")
+        self._tree(config, "", None, found, False)
         for item in overrides:
             key, sep, value = item.partition("=")
             value = value.strip("'\"")

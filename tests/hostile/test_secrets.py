@@ -4,14 +4,30 @@ accepts), a git environment that points elsewhere, a huge diff."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
-from helpers import git, make_repo, write_script
+from helpers import git, make_repo, metadata_of, shared_once, write_script
 
+from meticulous_hydra import Experiment
 from meticulous_hydra.recorder.gitstate import read_git_state
+from meticulous_hydra.recorder.redact import REDACTED
+
+
+def files_holding(folder: Path, secrets: list[str]) -> list[tuple[str, str]]:
+    """(file, secret) for every secret found in any file under ``folder``."""
+    return [
+        (str(path.relative_to(folder)), secret)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+        for secret in secrets
+        if secret.encode() in path.read_bytes()
+    ]
+
 
 # -- git state describes the code's own repository (21.14) ------------------------------------
 
@@ -129,3 +145,92 @@ def test_a_sweep_keeps_its_diff_once_for_all_its_jobs(tmp_path: Path) -> None:
     assert len({d.stat().st_ino for d in diffs}) == 1  # one copy on disk
     # the launching process's copy goes when the sweep ends
     assert not list((root / ".sweeps").glob("*/git.diff"))
+
+
+# -- a secret's value, wherever it appears in a recorded string (21.11, 21.12) -------------------
+
+
+def test_a_secret_interpolated_into_another_string_is_scrubbed(tmp_path: Path) -> None:
+    config = {
+        "db": {"password": "S3CRETpw"},
+        "url": "postgres://user:S3CRETpw@host/db",  # what ${db.password} resolves to
+        "api_tokens": ["TOKENaa1", "TOKENbb2"],
+        "lr": 0.1,
+    }
+    exp = Experiment(config, root=tmp_path / "runs", capture_output=False, code_dir=tmp_path)
+    exp.finish()
+    assert files_holding(exp.dir, ["S3CRETpw", "TOKENaa1", "TOKENbb2"]) == []
+    assert exp.config["url"] == f"postgres://user:{REDACTED}@host/db"
+    assert exp.config["api_tokens"] == [REDACTED, REDACTED]
+    assert exp.config["lr"] == 0.1
+    assert sorted(metadata_of(exp.dir)["redacted"]) == [
+        "api_tokens[0]",
+        "api_tokens[1]",
+        "db.password",
+    ]
+
+
+SECRETS_APP = """
+import hydra
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def main(cfg):
+    print("connecting to", cfg.db.host)
+    return {"rows": 3}
+
+if __name__ == "__main__":
+    main()
+"""
+SECRETS_CONFIG = """
+db:
+  password: S3CRETpw0
+  host: localhost
+url: postgres://user:${db.password}@${db.host}/db
+dsn: "host=${db.host} password='${db.password}'"
+hydra:
+  callbacks:
+    pickle:
+      _target_: hydra.experimental.callbacks.PickleJobInfoCallback
+"""
+SWEEP_SECRETS = ["S3CRETpw1", "S3CRETpw2"]
+LIST_SECRETS = ["TOKENaa1", "TOKENbb2"]
+
+
+def _secret_sweep(folder: Path) -> dict[str, Any]:
+    app = make_repo(folder / "app", {"app.py": SECRETS_APP, "config.yaml": SECRETS_CONFIG})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "app.py",
+            "-m",
+            "+meticulous=on",
+            f"db.password={','.join(SWEEP_SECRETS)}",
+            f"+api_tokens=[{','.join(LIST_SECRETS)}]",
+        ],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return {"returncode": proc.returncode, "stderr": proc.stderr}
+
+
+@pytest.fixture
+def secret_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Hydra sweep of two jobs, each with its password interpolated into
+    other strings and a list of tokens (made once per session)."""
+    folder, result = shared_once(tmp_path_factory, "secret-sweep", _secret_sweep)
+    assert result["returncode"] == 0, result["stderr"]
+    return folder / "app" / "experiments"
+
+
+def test_no_job_of_a_sweep_records_a_secret_interpolated_or_listed(secret_sweep: Path) -> None:
+    for n in ("1", "2"):
+        job = secret_sweep / n
+        assert (job / ".hydra" / "config.pickle").exists()
+        assert files_holding(job, [*SWEEP_SECRETS, *LIST_SECRETS, "S3CRETpw0"]) == []
+        config = json.loads((job / "config.json").read_text())
+        assert config["url"] == f"postgres://user:{REDACTED}@localhost/db"
+        assert config["dsn"] == f"host=localhost password='{REDACTED}'"
+        assert config["api_tokens"] == [REDACTED, REDACTED]
+        assert json.loads((job / "summary.json").read_text()) == {"rows": 3}

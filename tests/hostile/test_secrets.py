@@ -4,6 +4,7 @@ accepts), a git environment that points elsewhere, a huge diff."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import git, make_repo, metadata_of, shared_once, write_script
 
-from meticulous_hydra import Experiment
+from meticulous_hydra import Experiment, record
 from meticulous_hydra.recorder.gitstate import read_git_state
 from meticulous_hydra.recorder.redact import REDACTED
 
@@ -234,3 +235,51 @@ def test_no_job_of_a_sweep_records_a_secret_interpolated_or_listed(secret_sweep:
         assert config["dsn"] == f"host=localhost password='{REDACTED}'"
         assert config["api_tokens"] == [REDACTED, REDACTED]
         assert json.loads((job / "summary.json").read_text()) == {"rows": 3}
+
+
+# -- argparse: redacted by the option's destination, however it was typed (21.12, 21.13) -------
+
+
+def secret_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="train.py")
+    p.add_argument("-p", "--db-password")
+    p.add_argument("--api-token")
+    p.add_argument("--secret-list", nargs="+")
+    p.add_argument("--pin", dest="password_pin", nargs=2)  # secret by its destination
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--name", default="run")
+    p.add_argument("--lr", type=float, default=0.1)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("given", "recorded"),
+    [
+        (["-p", "ab", "--name", "ab"], ["-p", REDACTED, "--name", "ab"]),
+        (["-pS3CRET1"], [f"-p{REDACTED}"]),
+        (["--db-pass", "S3CRET2", "--lr", "0.5"], ["--db-pass", REDACTED, "--lr", "0.5"]),
+        (["--api-tok=S3CRET3"], [f"--api-tok={REDACTED}"]),
+        (["--db-password=S3CRET4"], [f"--db-password={REDACTED}"]),
+        (["-vpS3CRET5", "--name", "x"], [f"-vp{REDACTED}", "--name", "x"]),
+        (["-vp", "S3CRET6"], ["-vp", REDACTED]),
+        (["--secret-list", "S3CRET7", "S3CRET8", "--lr", "1"], ["--secret-list", REDACTED, REDACTED, "--lr", "1"]),
+        (["--pin", "12", "34", "--name", "34"], ["--pin", REDACTED, REDACTED, "--name", "34"]),
+    ],
+    ids=["short", "short-attached", "abbreviated", "abbreviated-equals", "equals",
+         "flags-then-attached", "flags-then-value", "list", "by-destination"],
+)  # fmt: skip
+def test_argparse_argv_is_redacted_by_destination(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, given: list[str], recorded: list[str]
+) -> None:
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(sys, "argv", ["train.py", *given])
+    _, exp = record(secret_parser(), capture_output=False)
+    exp.finish()
+    meta = metadata_of(exp.dir)
+    assert meta["argv"][-len(given) :] == recorded
+    assert meta["launch"]["argv"][-len(given) :] == recorded
+    # what the redaction replaced appears in no file (short ones, like "ab",
+    # are also the value of --name: their place in argv is what counts)
+    pairs = zip(given, recorded, strict=True)
+    hidden = [g[len(r) - len(REDACTED) :] for g, r in pairs if r.endswith(REDACTED)]
+    assert files_holding(exp.dir, [h for h in hidden if len(h) >= 4]) == []

@@ -283,3 +283,28 @@ def test_argparse_argv_is_redacted_by_destination(
     pairs = zip(given, recorded, strict=True)
     hidden = [g[len(r) - len(REDACTED) :] for g, r in pairs if r.endswith(REDACTED)]
     assert files_holding(exp.dir, [h for h in hidden if len(h) >= 4]) == []
+
+
+def test_a_subcommands_options_are_read_by_its_own_parser() -> None:
+    from meticulous_hydra.adapters.argparse_adapter import redact_parsed_argv
+    from meticulous_hydra.recorder.redact import Redactor
+
+    p = argparse.ArgumentParser()
+    p.add_argument("-k", "--keep", action="store_true")
+    sub = p.add_subparsers(dest="cmd")
+    fit = sub.add_parser("fit")
+    fit.add_argument("-k", "--api-key")
+    fit.add_argument("rest", nargs=argparse.REMAINDER)
+    given = ["-k", "fit", "-kS3CRET", "--api", "S3CRET", "x", "--", "-k", "y"]
+    p.parse_args(given)  # what argparse accepts
+    assert redact_parsed_argv(p, given, Redactor()) == [
+        "-k",
+        "fit",
+        f"-k{REDACTED}",
+        "--api",
+        REDACTED,
+        "x",
+        "--",
+        "-k",
+        "y",
+    ]

@@ -59,6 +59,50 @@ def _literal(pattern: str) -> str:
     return max(re.split(r"[*?]|\[[^\]]*\]", pattern), key=len)
 
 
+# What replaces a secret inside an interpolation, in order of preference:
+# OmegaConf's grammar takes the first in quoted strings and keys, the second
+# where a resolver's argument is a whole value, the third inside a word.
+_MARKS = (REDACTED, f"'{REDACTED}'", "REDACTED")
+
+
+def _parses(text: str) -> bool:
+    """Whether OmegaConf takes ``text`` as a value (it parses every string
+    holding ``${`` as an interpolation, and refuses the node otherwise)."""
+    if "${" not in text:
+        return True
+    from omegaconf.errors import GrammarParseError
+    from omegaconf.grammar_parser import parse
+
+    try:
+        parse(text)
+    except GrammarParseError:
+        return False
+    return True
+
+
+def _scrub_text(text: str, ordered: Sequence[str]) -> str:
+    """``text`` with every secret replaced; an interpolation stays one that
+    OmegaConf parses (Hydra's .hydra/ files and pickles are loaded again)."""
+    out = text
+    for secret in ordered:
+        out = out.replace(secret, REDACTED)
+    if out == text or _parses(out) or not _parses(text):
+        return out
+    # one occurrence at a time, each by the first mark that keeps it parsable
+    for secret in ordered:
+        at = text.find(secret)
+        while at >= 0:
+            for mark in _MARKS:
+                candidate = text[:at] + mark + text[at + len(secret) :]
+                if _parses(candidate):
+                    text = candidate
+                    break
+            else:
+                return REDACTED  # no mark fits there: the whole value goes
+            at = text.find(secret, at + len(mark))
+    return text
+
+
 class Redactor:
     """Matches keys (leaf name or dotted path, case-insensitive, ``-`` as ``_``)
     against glob patterns. An empty pattern list redacts nothing."""
@@ -165,9 +209,7 @@ class Redactor:
 
         def clean(v: Any) -> Any:
             if isinstance(v, str):
-                for secret in ordered:
-                    v = v.replace(secret, REDACTED)
-                return v
+                return _scrub_text(v, ordered)
             if isinstance(v, dict):
                 return {k: clean(x) for k, x in v.items()}
             if isinstance(v, (list, tuple)):

@@ -371,7 +371,8 @@ class MeticulousCallback(Callback):
             resolved, missing = resolve_job_config(config)
             redactor = Redactor(self.redact)
             given = raw_strings(hc.overrides.task)
-            hidden = redactor.secrets(resolved, given)
+            typed = OmegaConf.to_container(config, resolve=False)
+            hidden = redactor.secrets(resolved, given, typed)
             hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
             job_num = hydra_meta["job_num"]
             folder = self._job_folder(config, hc, job_num)
@@ -403,6 +404,7 @@ class MeticulousCallback(Callback):
                 ),
                 code_dir=Path(code_file).parent if code_file else None,
                 git_state=self._git,
+                secrets=hidden,
                 redact=self.redact,
             )
         except RecordingError as e:

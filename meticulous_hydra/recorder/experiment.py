@@ -61,6 +61,9 @@ class _Plumbing:
     folder: str | os.PathLike[str] | None = None
     git_state: GitState | None = _NOT_GIVEN
     allow_dirty_hint: str = "allow_dirty=True"
+    # the secret strings to scrub, when the adapter knows more than the
+    # resolved config says (where each value came from)
+    secrets: frozenset[str] | None = None
 
 
 def _start_metadata(
@@ -152,7 +155,9 @@ class Experiment:
         plain = _plain_config(config)
         # a secret's value is hidden wherever it appears: in a URL or a
         # command that interpolates it, in a path named after it
-        self._secrets = redactor.secrets(plain)
+        self._secrets = (
+            set(plumbing.secrets) if plumbing.secrets is not None else redactor.secrets(plain)
+        )
         self.config = redactor.scrub(redactor.tree(plain, found=redacted), self._secrets)
         # config.yaml keeps NaN and infinities, which YAML has and JSON has not
         self._yaml_config = redactor.scrub(
@@ -199,14 +204,16 @@ class Experiment:
         folder: str | os.PathLike[str] | None = None,
         git_state: GitState | None = _NOT_GIVEN,
         allow_dirty_hint: str = "allow_dirty=True",
+        secrets: set[str] | None = None,
         **options: Any,
     ) -> Experiment:
         """Start a run for an adapter: the Hydra callback records into the
         ``folder`` it claimed, with the ``git_state`` it read in the launching
-        process; both name their own dirty-tree flag. ``options`` are those of
-        the constructor."""
+        process and the ``secrets`` it found; both name their own dirty-tree
+        flag. ``options`` are those of the constructor."""
         exp = cls.__new__(cls)
-        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint)
+        frozen = None if secrets is None else frozenset(secrets)
+        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint, frozen)
         exp.__init__(config, **options)  # type: ignore[misc]
         return exp
 

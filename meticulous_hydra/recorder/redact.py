@@ -140,7 +140,7 @@ class Redactor:
         """A copy of a plain dict/list tree with secret values replaced: every
         leaf under a matching key (a list of tokens, a dict of credentials).
         Redacted dotted keys are appended to ``found``."""
-        return self._tree(value, prefix, found, None, False)
+        return self._tree(value, prefix, found, None, None, False)
 
     def _tree(
         self,
@@ -148,25 +148,37 @@ class Redactor:
         prefix: str,
         found: list[str] | None,
         literals: set[str] | None,
+        typed: Any,
         secret: bool,
     ) -> Any:
+        """:meth:`tree`, also adding to ``literals`` the secret strings worth
+        scrubbing elsewhere; ``typed`` is the same tree as written (unresolved)."""
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
                 key = f"{prefix}.{k}" if prefix else str(k)
-                out[k] = self._tree(v, key, found, literals, secret or self.matches(key))
+                sub = typed.get(k) if isinstance(typed, dict) else None
+                out[k] = self._tree(v, key, found, literals, sub, secret or self.matches(key))
             return out
         if isinstance(value, list):
+            subs = (
+                typed
+                if isinstance(typed, list) and len(typed) == len(value)
+                else [None] * len(value)
+            )
             return [
-                self._tree(v, f"{prefix}[{i}]", found, literals, secret)
+                self._tree(v, f"{prefix}[{i}]", found, literals, subs[i], secret)
                 for i, v in enumerate(value)
             ]
         if not secret or value is None or holds_no_secret(value):
             return value
         if found is not None:
             found.append(prefix)
+        # a default written in the interpolation (${oc.env:TOKEN,dummy} with
+        # TOKEN unset) is what the user typed, kept as typed: no secret
         if literals is not None and isinstance(value, str) and _is_literal_text(value):
-            literals.add(value)
+            default = isinstance(typed, str) and "${" in typed and value in typed
+            literals.update(() if default else (value,))
         return REDACTED
 
     def overrides(self, items: Sequence[str]) -> list[str]:
@@ -179,13 +191,15 @@ class Redactor:
             out.append(item)
         return out
 
-    def secrets(self, config: Any, overrides: Sequence[str] = ()) -> set[str]:
+    def secrets(self, config: Any, overrides: Sequence[str] = (), typed: Any = None) -> set[str]:
         """The literal secret strings in a resolved config tree and in
         ``key=value`` overrides, to :meth:`scrub` from derived strings (a URL
         that interpolates a password, say). Numbers, booleans and ``none``
-        are no passwords: scrubbing them would mangle unrelated text."""
+        are no passwords: scrubbing them would mangle unrelated text; nor is
+        the default of an interpolation, when ``typed``, the config as
+        written, shows it came from there."""
         found: set[str] = set()
-        self._tree(config, "", None, found, False)
+        self._tree(config, "", None, found, typed, False)
         for item in overrides:
             key, sep, value = item.partition("=")
             value = value.strip("'\"")

@@ -148,3 +148,11 @@ def test_defaults_that_are_no_passwords_are_not_scrubbed() -> None:
     config = {"hf_token": "none", "api_key": "null", "secret_n": "1234", "token_ok": "True"}
     assert r.secrets(config) == set()
     assert r.tree(config) == dict.fromkeys(config, REDACTED)
+
+
+def test_a_default_typed_in_the_interpolation_is_no_secret() -> None:
+    r = Redactor()
+    resolved = {"hf_token": "dummy_token", "db": {"password": "from-the-env", "pw2": "x"}}
+    typed = {"hf_token": "${oc.env:HF_TOKEN,dummy_token}", "db": {"password": "${oc.env:PW}"}}
+    assert r.secrets(resolved, typed=typed) == {"from-the-env"}
+    assert r.secrets(resolved) == {"dummy_token", "from-the-env"}

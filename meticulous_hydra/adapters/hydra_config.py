@@ -189,10 +189,7 @@ def _apply(node: DictConfig | ListConfig, before: Any, after: Any) -> None:
         if old == new:
             continue
         child = node._get_node(key)
-        same_shape = type(old) is type(new) and (
-            old.keys() == new.keys() if isinstance(old, dict) else len(old) == len(new)
-        ) if isinstance(old, (dict, list)) else False  # fmt: skip
-        if same_shape and isinstance(child, (DictConfig, ListConfig)):
+        if _same_shape(old, new) and isinstance(child, (DictConfig, ListConfig)):
             _apply(child, old, new)
             continue
         with read_write(node), open_dict(node):
@@ -202,6 +199,13 @@ def _apply(node: DictConfig | ListConfig, before: Any, after: Any) -> None:
                 # a typed node (an int) can't say <redacted>: the value is
                 # then missing, which every type can be
                 node[key] = MISSING
+
+
+def _same_shape(old: Any, new: Any) -> bool:
+    """Two containers with the same keys (the same length, for lists)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() == new.keys()
+    return isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
 
 
 def redact_job_return(job_return: Any, clean: Callable[[Any], Any]) -> bool:

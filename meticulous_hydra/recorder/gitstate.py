@@ -5,13 +5,18 @@ the same git binary underneath; a few short git calls are all we need.
 
 The code that ran is the entry script and the modules imported from the
 repository so far: one of them that git does not track makes the run as
-dirty as a modified file, and its content is kept for the record.
+dirty as a modified file, and its content is kept for the record. So does
+any other untracked Python file of the repository: the program may import it
+after the start (a Hydra ``instantiate`` target, an import inside the task),
+when refusing the run is too late, so the run is refused (or, allowed dirty,
+recorded with it) before it starts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -203,6 +208,30 @@ def _untracked_code(toplevel: str, untracked: list[str]) -> list[str]:
     return sorted(found)
 
 
+def _untracked_python(toplevel: str, untracked: list[str]) -> list[str]:
+    """Every untracked Python file of the repository (ignored ones aside, and
+    installed packages): code that may run although it has not been imported
+    yet, by a Hydra ``instantiate`` target or a lazy import in the task."""
+    files = [path for path in untracked if path.endswith(".py")]
+    folders = [path for path in untracked if path.endswith("/")]
+    if folders:  # git status names a wholly untracked folder only
+        escaped = (re.sub(r"([*?\[\]\\])", r"\\\1", folder) for folder in folders)
+        (listing,) = _git_all(
+            Path(toplevel),
+            (
+                "ls-files",
+                "--others",
+                "--exclude-standard",
+                "-z",
+                "--",
+                *(f":(top,glob){folder}**/*.py" for folder in escaped),
+            ),
+        )
+        files += [p for p in listing.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+    top = toplevel.rstrip(os.sep) + os.sep
+    return sorted(path for path in set(files) if not _library(top + path))
+
+
 def _read_untracked_code(toplevel: str, paths: list[str]) -> tuple[dict[str, bytes], list[dict]]:
     """The content of ``paths`` up to UNTRACKED_CAP bytes in all, and what was skipped."""
     saved: dict[str, bytes] = {}
@@ -295,8 +324,9 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
     """Read the state of the repository holding ``code_dir``.
 
     Returns None (after one warning per process) outside a repository. Raises
-    DirtyRepoError for modified tracked files, or untracked code that ran
-    (the entry script, imported modules), unless ``allow_dirty``; then the
+    DirtyRepoError for modified tracked files, untracked code that ran (the
+    entry script, imported modules) or untracked Python files that may be
+    imported later, unless ``allow_dirty``; then the
     diff against HEAD and the untracked code are collected so the run can be
     reproduced. Other untracked files are listed. ``flag_hint`` names the
     option that allows dirty trees.
@@ -337,7 +367,9 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
 
     toplevel = top.stdout.decode("utf-8", "surrogateescape").strip()
     remote = remote_proc.stdout.decode().strip() or None
-    untracked_code = _untracked_code(toplevel, untracked)
+    ran = _untracked_code(toplevel, untracked)
+    could_run = [path for path in _untracked_python(toplevel, untracked) if path not in ran]
+    untracked_code = ran + could_run
 
     state = GitState(
         sha=sha,
@@ -350,17 +382,24 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
         toplevel=toplevel,
     )
     if state.dirty and not allow_dirty:
-        raise DirtyRepoError(_dirty_message(toplevel, modified, untracked_code, flag_hint))
+        raise DirtyRepoError(_dirty_message(toplevel, modified, ran, could_run, flag_hint))
     state.untracked_code, state.untracked_skipped = _read_untracked_code(toplevel, untracked_code)
     return state
 
 
-def _dirty_message(toplevel: str, modified: list[str], code: list[str], flag_hint: str) -> str:
-    names = modified + [f"{path} (untracked, and it ran)" for path in code]
+def _dirty_message(
+    toplevel: str, modified: list[str], ran: list[str], could_run: list[str], flag_hint: str
+) -> str:
+    names = [
+        *modified,
+        *(f"{path} (untracked, and it ran)" for path in ran),
+        *(f"{path} (untracked, and it may be imported)" for path in could_run),
+    ]
     shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    code = ran or could_run
     saved = "the diff and the untracked code are" if code else "the diff is"
     return (
         f"uncommitted changes in {toplevel}: {shown}; commit them"
-        f"{' (git add the new files)' if code else ''}, "
+        f"{' (git add the new files, or .gitignore what is no code of the program)' if code else ''}, "
         f"or pass {flag_hint} to record anyway ({saved} saved)"
     )

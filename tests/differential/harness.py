@@ -2,9 +2,10 @@
 compare everything the user can observe.
 
 A :class:`Case` is an app (its files, committed to a fresh git repository
-unless ``git=False``) and its command line. :func:`assert_invisible` runs it
-off and on, each time in a fresh copy of that repository at the same absolute
-path, under one of the :data:`MODES`:
+unless ``git=False``; its ``untracked`` files are written after the commit)
+and its command line. :func:`assert_invisible` runs it off and on, each time
+in a fresh copy of that repository at the same absolute path, under one of
+the :data:`MODES`:
 
 - ``tty``: stdin, stdout and stderr are one real pseudo-terminal (the child's
   controlling terminal, 40x120), as in an interactive shell;
@@ -68,6 +69,8 @@ class Case:
     env_on: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     git: bool = True
+    # files written after the commit, left untracked (new code not added yet)
+    untracked: dict[str, str] = field(default_factory=dict)
     root: str = ROOT
     # relative paths (fnmatch-free: exact, after normalisation) allowed to differ, with why
     may_differ: dict[str, str] = field(default_factory=dict)
@@ -93,11 +96,13 @@ def make_app(base: Path, case: Case) -> Path:
     files = {name: textwrap.dedent(text) for name, text in case.files.items()}
     if case.git:
         make_repo(template, {".gitignore": f"/{case.root}/\n", **files})
+        written = case.untracked
     else:
         template.mkdir(parents=True)
-        for name, text in files.items():
-            (template / name).parent.mkdir(parents=True, exist_ok=True)
-            (template / name).write_text(text)
+        written = {**files, **case.untracked}
+    for name, text in written.items():
+        (template / name).parent.mkdir(parents=True, exist_ok=True)
+        (template / name).write_text(textwrap.dedent(text))
     return template
 
 

@@ -9,6 +9,7 @@ run folder's by each case's own check."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from pathlib import Path
@@ -18,7 +19,9 @@ import yaml
 from helpers import metadata_of, status_of
 from omegaconf import OmegaConf
 
-from .harness import Case, assert_invisible
+from meticulous_hydra import cli
+
+from .harness import Case, assert_invisible, run_both
 
 OUTPUTS = "outputs/<date>/<time>"
 # the callback as a config group: +meticulous=on enters the job's overrides
@@ -213,3 +216,72 @@ def test_a_tracked_run_with_a_secret_keeps_hydras_types_and_is_rerun(tmp_path: P
         a, b = (off / name).read_text().splitlines(), (on / name).read_text().splitlines()
         changed = [(x, y) for x, y in zip(a, b, strict=True) if x != y]
         assert changed and all("hunter22" in x and "<redacted>" in y for x, y in changed), name
+
+
+# -- 20.12: untracked code the task imports lazily -------------------------------------------
+
+LAZY_APP = """
+import hydra
+from hydra.utils import instantiate
+
+@hydra.main(version_base="1.3", config_path=".", config_name="config")
+def main(cfg):
+    model = instantiate(cfg.model)  # imports helper.py, new and never added
+    print("model of width", model.width)
+    return {"score": model.score()}
+
+if __name__ == "__main__":
+    main()
+"""
+LAZY_CONFIG = """
+model:
+  _target_: helper.Model
+  width: 3
+"""
+HELPER = """
+class Model:
+    def __init__(self, width):
+        self.width = width
+
+    def score(self):
+        return self.width * 0.25
+"""
+ALLOW_DIRTY = "hydra.callbacks.meticulous.allow_dirty=true"
+
+
+def lazy_case(on: list[str]) -> Case:
+    return Case(
+        "lazy-import",
+        {"app.py": LAZY_APP, "config.yaml": LAZY_CONFIG},
+        ["app.py"],
+        untracked={"helper.py": HELPER},
+        on=on,
+        may_differ=moved(*HYDRA_FILES, "app.log"),
+    )
+
+
+def test_untracked_code_that_could_run_refuses_the_run_before_the_task(tmp_path: Path) -> None:
+    off, on = run_both(lazy_case(CALLBACK), "pipe", tmp_path)
+    assert (off.returncode, on.returncode) == (0, 1)
+    assert b"model of width" in off.shown and b"model of width" not in on.shown
+    (line,) = on.stderr.decode().splitlines()
+    assert "helper.py" in line and ALLOW_DIRTY in line
+    assert not (tmp_path / "lazy-import-on" / "experiments" / "1").exists()
+
+
+def test_untracked_code_imported_lazily_is_saved_and_reproduced(tmp_path: Path, capfd: Any) -> None:
+    case = lazy_case([*CALLBACK, ALLOW_DIRTY])
+    assert_invisible(case, "pipe", tmp_path)
+    app = tmp_path / case.name
+    (tmp_path / f"{case.name}-on").rename(app)  # where it ran: reproduce rebuilds from there
+    run = app / "experiments" / "1"
+    git_meta = metadata_of(run)["git"]
+    assert git_meta["dirty"] is True and git_meta["untracked_saved"] == ["helper.py"]
+    assert (run / "untracked" / "helper.py").read_text() == (app / "helper.py").read_text()
+    (app / "helper.py").unlink()  # gone from the working tree: the record has it
+    capfd.readouterr()
+    code = cli.main(["reproduce", str(run), "--run"])
+    out = capfd.readouterr().out
+    assert code == 0, out
+    assert "run 2 reproduces run 1: SUCCESS" in out and "config: identical" in out
+    assert json.loads((app / "experiments" / "2" / "summary.json").read_text()) == {"score": 0.75}

@@ -6,10 +6,10 @@ the same git binary underneath; a few short git calls are all we need.
 The code that ran is the entry script and the modules imported from the
 repository so far: one of them that git does not track makes the run as
 dirty as a modified file, and its content is kept for the record. So does
-any other untracked Python file of the repository: the program may import it
-after the start (a Hydra ``instantiate`` target, an import inside the task),
-when refusing the run is too late, so the run is refused (or, allowed dirty,
-recorded with it) before it starts.
+any other untracked Python file the program could import (in a folder it
+imports from): it may do so after the start (a Hydra ``instantiate`` target,
+an import inside the task), when refusing the run is too late, so the run is
+refused (or, allowed dirty, recorded with it) before it starts.
 """
 
 from __future__ import annotations
@@ -208,10 +208,37 @@ def _untracked_code(toplevel: str, untracked: list[str]) -> list[str]:
     return sorted(found)
 
 
+def _import_roots(toplevel: str) -> list[str]:
+    """The folders of the repository the program imports from, as
+    repository-relative prefixes (``""``: all of it): the entries of
+    ``sys.path`` inside it (the script's folder, the cwd under ``-m``,
+    PYTHONPATH, an editable install's path) and the folders of the packages
+    imported from it (an editable install's import hook puts them on no path)."""
+    top = os.path.realpath(toplevel)
+    folders = [entry or os.getcwd() for entry in sys.path if isinstance(entry, str)]
+    for module in list(sys.modules.values()):
+        paths = getattr(module, "__path__", None)
+        if paths is not None and not isinstance(paths, str):
+            folders += [p for p in list(paths) if isinstance(p, str)]
+    roots = set()
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if real == top:
+            return [""]
+        if real.startswith(top + os.sep) and not _library(real + os.sep):
+            roots.add(real[len(top) + 1 :].replace(os.sep, "/") + "/")
+    return sorted(roots)
+
+
 def _untracked_python(toplevel: str, untracked: list[str]) -> list[str]:
-    """Every untracked Python file of the repository (ignored ones aside, and
-    installed packages): code that may run although it has not been imported
-    yet, by a Hydra ``instantiate`` target or a lazy import in the task."""
+    """The untracked Python files the program could import (ignored ones
+    aside): code that may run although it has not been imported yet, by a
+    Hydra ``instantiate`` target or an import inside the task. Those in no
+    folder the program imports from (a sibling app's new script in a
+    monorepo) can't be imported by name, and are only listed."""
+    roots = _import_roots(toplevel)
+    if not roots:
+        return []
     files = [path for path in untracked if path.endswith(".py")]
     folders = [path for path in untracked if path.endswith("/")]
     if folders:  # git status names a wholly untracked folder only
@@ -229,7 +256,9 @@ def _untracked_python(toplevel: str, untracked: list[str]) -> list[str]:
         )
         files += [p for p in listing.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
     top = toplevel.rstrip(os.sep) + os.sep
-    return sorted(path for path in set(files) if not _library(top + path))
+    return sorted(
+        path for path in set(files) if path.startswith(tuple(roots)) and not _library(top + path)
+    )
 
 
 def _read_untracked_code(toplevel: str, paths: list[str]) -> tuple[dict[str, bytes], list[dict]]:
@@ -325,8 +354,8 @@ def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitS
 
     Returns None (after one warning per process) outside a repository. Raises
     DirtyRepoError for modified tracked files, untracked code that ran (the
-    entry script, imported modules) or untracked Python files that may be
-    imported later, unless ``allow_dirty``; then the
+    entry script, imported modules) or untracked Python files the program
+    could import later, unless ``allow_dirty``; then the
     diff against HEAD and the untracked code are collected so the run can be
     reproduced. Other untracked files are listed. ``flag_hint`` names the
     option that allows dirty trees.

@@ -52,27 +52,35 @@ def test_untracked_data_is_listed_not_refused(repo: Path) -> None:
     assert not (repo / "experiments" / "1" / "untracked").exists()
 
 
-def test_untracked_python_that_may_be_imported_later_is_refused_at_start(repo: Path) -> None:
+def test_untracked_python_that_may_be_imported_later_is_refused_at_start(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # issue 20 #12: a Hydra instantiate target, or an import inside the task,
     # runs after the start; the run is refused then, not recorded as clean
-    (repo / "lib" / "sub").mkdir(parents=True)
-    (repo / "lib" / "sub" / "deep.py").write_text("X = 1\n")
-    (repo / "lib" / "data.csv").write_text("a\n")
-    (repo / "we[ird]*").mkdir()
-    (repo / "we[ird]*" / "odd.py").write_text("Y = 1\n")
-    (repo / "helper.py").write_text("Z = 1\n")
-    site = repo / "venv" / "lib" / "site-packages"  # an environment inside the repository
+    app = repo / "app"
+    (app / "lib" / "sub").mkdir(parents=True)
+    (app / "lib" / "sub" / "deep.py").write_text("X = 1\n")
+    (app / "lib" / "data.csv").write_text("a\n")
+    (app / "we[ird]*").mkdir()
+    (app / "we[ird]*" / "odd.py").write_text("Y = 1\n")
+    (app / "helper.py").write_text("Z = 1\n")
+    site = app / "venv" / "lib" / "site-packages"  # an environment inside the repository
     site.mkdir(parents=True)
     (site / "pkg.py").write_text("")
+    (repo / "other").mkdir()  # a sibling's new script: in no folder the app imports from
+    (repo / "other" / "new.py").write_text("")
+    monkeypatch.syspath_prepend(str(app))  # the program runs from app/
     with pytest.raises(DirtyRepoError) as refused:
-        read_git_state(repo, allow_dirty=False, flag_hint="--allow-dirty")
+        read_git_state(app, allow_dirty=False, flag_hint="--allow-dirty")
     line = str(refused.value)
-    for path in ("helper.py", "lib/sub/deep.py", "we[ird]*/odd.py"):
+    code = ["app/helper.py", "app/lib/sub/deep.py", "app/we[ird]*/odd.py"]
+    for path in code:
         assert f"{path} (untracked, and it may be imported)" in line
-    assert "pkg.py" not in line and "data.csv" not in line and ".gitignore" in line
-    state = read_git_state(repo, allow_dirty=True, flag_hint="--allow-dirty")
-    assert state is not None and state.dirty
-    assert sorted(state.untracked_code) == ["helper.py", "lib/sub/deep.py", "we[ird]*/odd.py"]
+    assert "pkg.py" not in line and "data.csv" not in line and "new.py" not in line
+    assert ".gitignore" in line
+    state = read_git_state(app, allow_dirty=True, flag_hint="--allow-dirty")
+    assert state is not None and state.dirty and sorted(state.untracked_code) == code
+    assert state.untracked == ["app/", "other/"]
 
 
 def test_allow_dirty_saves_the_untracked_code_up_to_the_cap(repo: Path) -> None:

@@ -222,6 +222,8 @@ def _import_roots(toplevel: str) -> list[str]:
             folders += [p for p in list(paths) if isinstance(p, str)]
     roots = set()
     for folder in folders:
+        if _library(folder + os.sep):  # most of them, told by their name alone
+            continue
         real = os.path.realpath(folder)
         if real == top:
             return [""]
@@ -236,11 +238,11 @@ def _untracked_python(toplevel: str, untracked: list[str]) -> list[str]:
     Hydra ``instantiate`` target or an import inside the task. Those in no
     folder the program imports from (a sibling app's new script in a
     monorepo) can't be imported by name, and are only listed."""
-    roots = _import_roots(toplevel)
-    if not roots:
-        return []
     files = [path for path in untracked if path.endswith(".py")]
     folders = [path for path in untracked if path.endswith("/")]
+    roots = _import_roots(toplevel) if files or folders else []
+    if not roots:
+        return []
     if folders:  # git status names a wholly untracked folder only
         escaped = (re.sub(r"([*?\[\]\\])", r"\\\1", folder) for folder in folders)
         (listing,) = _git_all(

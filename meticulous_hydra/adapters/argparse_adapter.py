@@ -152,8 +152,11 @@ def _option(parser: argparse.ArgumentParser, token: str) -> tuple[list[Any], str
                 found.append((action, token[2:]))
             elif option.startswith(token):
                 found.append((action, None))
-    if found:
-        return [a for a, _ in found], found[0][1] if len(found) == 1 else None
+    unique = {id(action): (action, attached) for action, attached in found}
+    if len(unique) == 1:
+        return [a for a, _ in unique.values()], found[0][1]
+    if unique:  # ambiguous (argparse refuses it): the =value, if any, is hidden with them
+        return [a for a, _ in unique.values()], value if sep and token[1] in chars else None
     negative = parser._negative_number_matcher.match(token)
     if (negative and not parser._has_negative_number_optionals) or " " in token:
         return None

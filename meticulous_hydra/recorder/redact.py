@@ -33,9 +33,15 @@ def holds_no_secret(value: Any) -> bool:
     return value == MISSING or (value.startswith("${") and value.endswith("}"))
 
 
+def _is_word(value: str) -> bool:
+    # what stands for no value at all: the default of ${oc.env:HF_TOKEN,none}
+    return value.lower() in ("true", "false", "null", "none")
+
+
 def _is_literal_text(value: str) -> bool:
-    # an override's value that is a number, bool or null is no password
-    return value.lower() not in ("true", "false", "null", "none") and not _is_number(value)
+    # an override's value that is a number, bool or null is no password (in
+    # a config, a number stays one: a string of digits there is a string)
+    return not _is_word(value) and not _is_number(value)
 
 
 def _is_number(value: str) -> bool:
@@ -176,7 +182,7 @@ class Redactor:
             found.append(prefix)
         # a default written in the interpolation (${oc.env:TOKEN,dummy} with
         # TOKEN unset) is what the user typed, kept as typed: no secret
-        if literals is not None and isinstance(value, str) and _is_literal_text(value):
+        if literals is not None and isinstance(value, str) and not _is_word(value):
             default = isinstance(typed, str) and "${" in typed and value in typed
             literals.update(() if default else (value,))
         return REDACTED
@@ -194,8 +200,9 @@ class Redactor:
     def secrets(self, config: Any, overrides: Sequence[str] = (), typed: Any = None) -> set[str]:
         """The literal secret strings in a resolved config tree and in
         ``key=value`` overrides, to :meth:`scrub` from derived strings (a URL
-        that interpolates a password, say). Numbers, booleans and ``none``
-        are no passwords: scrubbing them would mangle unrelated text; nor is
+        that interpolates a password, say). ``true``, ``false``, ``null``
+        and ``none`` are no passwords (nor numbers, in overrides, where every
+        value is text): scrubbing them would mangle unrelated text; nor is
         the default of an interpolation, when ``typed``, the config as
         written, shows it came from there."""
         found: set[str] = set()

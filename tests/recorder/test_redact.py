@@ -145,9 +145,12 @@ def test_scrubbing_random_interpolations_keeps_them_parsable() -> None:
 def test_defaults_that_are_no_passwords_are_not_scrubbed() -> None:
     # ${oc.env:HF_TOKEN,none} with the variable unset resolves to "none"
     r = Redactor()
-    config = {"hf_token": "none", "api_key": "null", "secret_n": "1234", "token_ok": "True"}
+    config = {"hf_token": "none", "api_key": "null", "token_ok": "True", "pin": 1234}
     assert r.secrets(config) == set()
-    assert r.tree(config) == dict.fromkeys(config, REDACTED)
+    assert r.tree(config) == {**dict.fromkeys(config, REDACTED), "pin": 1234}
+    # a string of digits in a config is a string (a PIN from an env var): a secret
+    assert r.secrets({"db": {"password": "20110412"}}) == {"20110412"}
+    assert r.secrets({}, ["db.password=20110412"]) == set()  # an override's number
 
 
 def test_a_default_typed_in_the_interpolation_is_no_secret() -> None:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 # Commits in test repos must not depend on the machine's git config.
@@ -152,3 +154,22 @@ def shared_once(tmp_path_factory: Any, name: str, make: Callable[[Path], Any]) -
             folder.mkdir()
             done.write_text(json.dumps(make(folder)))
     return folder, json.loads(done.read_text())
+
+
+def in_mount_namespace(
+    setup: str, command: list[str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a private mount namespace after the ``setup`` shell lines."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("needs permission to create mount namespaces (root in CI)")
+    script = f'set -e\n{setup}\nexec "$@"'
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

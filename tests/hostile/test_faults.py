@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import make_repo, run_python, status_of, watchdog, write_script
+from helpers import in_mount_namespace, make_repo, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import Experiment, RecordingError, load_experiments
 from meticulous_hydra.cli import summary as summary_cli
@@ -240,25 +240,6 @@ def test_interrupted_runs_end_interrupted(
 
 
 # -- disks that fail -------------------------------------------------------------------------
-
-
-def in_mount_namespace(
-    setup: str, command: list[str], cwd: Path
-) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in a private mount namespace after the ``setup`` shell lines."""
-    if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1)")
-    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("needs permission to create mount namespaces (root in CI)")
-    script = f'set -e\n{setup}\nexec "$@"'
-    return subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", *command],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 FULL_DISK = """

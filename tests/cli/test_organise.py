@@ -183,6 +183,7 @@ def test_restore_refuses_to_overwrite(app: Path, capsys) -> None:
     root = app / "experiments"
     assert meticulous(capsys, "rm", "2")[0] == 0
     (root / "2").mkdir()
+    (root / "2/metadata.json").write_text("{}")  # a run from before the run marker
     (root / "2/STATUS").write_text("SUCCESS\n")
     code, _, err = meticulous(capsys, "restore", "2")
     assert code == 2 and "exists" in err

@@ -460,6 +460,7 @@ def test_ids_and_roots_cannot_escape(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_reader_never_runs_code_from_yaml(tmp_path: Path) -> None:
     folder = tmp_path / "exp" / "1"
     folder.mkdir(parents=True)
+    (folder / ".meticulous-run").touch()  # a run folder whose metadata.json was lost
     (folder / "STATUS").write_text("SUCCESS\n")
     (folder / "config.yaml").write_text(
         f"a: !!python/object/apply:os.system ['touch {tmp_path}/pwned']\n"

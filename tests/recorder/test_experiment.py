@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,15 +167,13 @@ def test_outside_a_git_repository(tmp_path: Path) -> None:
 def test_numbering_skips_custom_ids_and_keeps_gaps(tmp_path: Path) -> None:
     root = layout.ensure_root(tmp_path / "deep" / "experiments")
     assert [layout.claim_next(root).name for _ in range(3)] == ["1", "2", "3"]
-    (root / "2").rmdir()
+    shutil.rmtree(root / "2")
     (root / "best-run").mkdir()
     (root / "7").mkdir()
     assert layout.claim_next(root).name == "8"
 
 
 def test_a_number_is_never_given_twice_even_after_its_folder_is_deleted(tmp_path: Path) -> None:
-    import shutil
-
     from meticulous_hydra import Experiment
 
     root = layout.ensure_root(tmp_path / "experiments")
@@ -198,7 +197,7 @@ def test_a_root_from_before_the_number_markers_keeps_its_numbers(tmp_path: Path)
     for n in (1, 2, 5):
         (root / str(n)).mkdir(parents=True)
     assert layout.claim_next(root).name == "6"
-    (root / "6").rmdir()
+    shutil.rmtree(root / "6")
     assert layout.claim_next(root).name == "7"
 
 

@@ -28,14 +28,26 @@ def shown_path(folder: Path, cwd: Path) -> str:
 
 
 def announce(
-    folder: Path, cwd: Path, *, resumed: bool, restarts: int, previous: str | None = None
+    folder: Path,
+    cwd: Path,
+    *,
+    resumed: bool,
+    restarts: int,
+    previous: str | None = None,
+    new_root: bool = False,
 ) -> None:
-    """``meticulous-hydra: recording to experiments/17`` (or resuming it), on stderr."""
+    """``meticulous-hydra: recording to experiments/17`` (or resuming it), on
+    stderr; with ``new_root``, the line says the run created its root and
+    where that is (a run started from another directory than usual would
+    otherwise start a root there silently)."""
     where = shown_path(folder, cwd)
     if resumed:
         ended = f", which had ended {previous}" if previous and previous != layout.RUNNING else ""
         line = f"meticulous-hydra: resuming {where}{ended} (restart {restarts})"
     else:
         line = f"meticulous-hydra: recording to {where}"
+        if new_root:
+            root = os.path.dirname(os.path.normpath(os.path.abspath(folder)))
+            line += f" (a new experiments root: {root})"
     sys.stderr.write(line + "\n")
     sys.stderr.flush()

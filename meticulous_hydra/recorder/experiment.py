@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from meticulous_hydra import layout
-from meticulous_hydra.exceptions import (  # the first also imported from here
+from meticulous_hydra.exceptions import (  # ResumeMismatchError also imported from here
+    NotSerializable,
     ResumeMismatchError,
     StorageError,
 )
@@ -150,6 +151,7 @@ class Experiment:
         self.default_end: tuple[str, str] = (layout.SUCCESS, "")
         if experiment_id is not None and not self.norecord:
             experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
+        layout.check_depth(dict(config or {}), "the config")
         redactor = Redactor(redact)
         redacted: list[str] = []
         plain = _plain_config(config)
@@ -167,6 +169,7 @@ class Experiment:
         self.git: GitState | None = None
         self.dir = Path.cwd()
         self.id: str | None = None
+        self._config_written = False
         if not self.norecord:
             self.git = plumbing.git_state
             if self.git is _NOT_GIVEN:
@@ -177,11 +180,10 @@ class Experiment:
             if provenance.repeating():  # a reproduction never resumes the id it was given
                 experiment_id = None
             root = provenance.root_override(root)
-            self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
-            self.id = self.dir.name
         self._start_time = layout.now()
+        # All a run's end needs is ready before its folder exists.
         self.metadata = _start_metadata(
-            exp_id=self.id,
+            exp_id=None,
             description=description,
             start=self._start_time,
             git_state=self.git,
@@ -191,10 +193,31 @@ class Experiment:
             extra=metadata,
             secrets=self._secrets,
         )
-        if not self.norecord:
-            self.metadata.update(provenance.start_metadata(self.config, description))
-            self._start_recording(capture_output)
-        hooks.track(self)
+        if self.norecord:
+            hooks.track(self)
+            return
+        self.metadata.update(provenance.start_metadata(self.config, description))
+        previous = None
+        # From the moment its folder exists the run is tracked: a signal or an
+        # exit ends it with its true status, however early (hooks.py). A signal
+        # while the folder is claimed waits until the run knows it.
+        with hooks.hold_signals():
+            hooks.track(self)
+            try:
+                self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
+                self.id = self.metadata["id"] = self.dir.name
+                if self.resumed:
+                    self._take_over_existing()  # reads only: a folder refused is left as it was
+                    previous = previous_status(self.dir)  # before the start files replace it
+            except BaseException:
+                hooks.untrack(self)
+                raise
+        try:
+            self._start_recording(capture_output, previous)
+        except Exception:
+            # a run that cannot start is not one: the error goes to the caller
+            hooks.untrack(self)
+            raise
 
     @classmethod
     def _for_adapter(
@@ -224,12 +247,10 @@ class Experiment:
 
     # -- start -------------------------------------------------------------
 
-    def _start_recording(self, capture_output: bool) -> None:
-        previous = None
-        if self.resumed:
-            self._take_over_existing()
-            previous = previous_status(self.dir)  # before the start files replace it
+    def _start_recording(self, capture_output: bool, previous: str | None) -> None:
         try:
+            if self.resumed:
+                self._append_restart_banners()
             self._write_start_files()
         except OSError as e:
             raise StorageError(
@@ -243,6 +264,7 @@ class Experiment:
             resumed=self.resumed,
             restarts=self.restarts,
             previous=previous,
+            new_root=not self.resumed and layout.new_root(self.dir.parent),
         )
         if capture_output:
             self._start_capture()
@@ -287,6 +309,8 @@ class Experiment:
             self._summary = layout.read_json(self.dir / layout.SUMMARY)
         except (OSError, ValueError):
             self._summary = {}
+
+    def _append_restart_banners(self) -> None:
         banner = f"\n===== meticulous-hydra: restart {self.restarts} at {self._start_time.isoformat()} =====\n"
         for name in (layout.STDOUT, layout.STDERR):
             fd = layout.open_append(self.dir / name)
@@ -299,14 +323,18 @@ class Experiment:
         # The reader counts a folder as an experiment once metadata.json is
         # there, so it comes after the config: a run killed while starting is
         # either invisible or complete (and then DIED, by its host and pid).
-        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self._yaml_config))
-        layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
+        self._write_config()
         provenance.write_packages(self.dir)
         if self.git is not None:
             self.git.write_diff(self.dir / layout.GIT_DIFF)
             self.git.save_untracked_code(self.dir)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
+
+    def _write_config(self) -> None:
+        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self._yaml_config))
+        layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
+        self._config_written = True
 
     def _write_metadata(self) -> None:
         layout.write_json(self.dir / layout.METADATA, self.metadata)
@@ -335,6 +363,7 @@ class Experiment:
         """Merge ``values`` into summary.json (nested dicts merge by key)."""
         if self.norecord:
             return
+        layout.check_depth(dict(values), "the summary", NotSerializable)
         converted = Redactor.scrub(layout.to_jsonable(dict(values), strict=True), self._secrets)
         merged = layout.deep_merge(_copy_tree(self._summary), converted)
         self._storage(layout.write_json, self.dir / layout.SUMMARY, merged)
@@ -354,6 +383,7 @@ class Experiment:
         """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``."""
         if self.norecord:
             return
+        layout.check_depth(dict(metrics), "the metrics", NotSerializable)
         record = {"step": step, "time": layout.now().isoformat()}
         record.update(layout.to_jsonable(dict(metrics), strict=True))
         if self._secrets:
@@ -390,6 +420,8 @@ class Experiment:
             pass
 
     def _write_end(self, status: str, detail: str) -> None:
+        if not self._config_written:  # ended while starting (a signal): still a whole record
+            self._write_config()
         end = layout.now()
         self.metadata["end_time"] = end.isoformat()
         self.metadata["duration"] = round((end - self._start_time).total_seconds(), 6)
@@ -435,6 +467,7 @@ class Experiment:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        hooks.drop_own_frames(exc)
         if exc is None:
             self.finish(
                 layout.SUCCESS
@@ -459,6 +492,10 @@ def _claim(
     path = Path(folder).absolute()
     layout.ensure_root(path.parent)
     layout.make_dir(path, exist_ok=True)
+    try:
+        layout.mark_run(path)
+    except OSError as e:
+        raise StorageError(e.errno, f"cannot mark {path} as a run: {e.strerror or e}") from e
     return path, (path / layout.METADATA).exists()
 
 

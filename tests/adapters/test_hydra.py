@@ -678,7 +678,8 @@ def test_dirty_message_names_the_key_the_callback_is_declared_under(edge_app: Pa
 
 def test_one_line_says_where_the_run_is_recorded(edge_app: Path) -> None:
     proc = run_python(["app.py", ON], edge_app, check=True)
-    assert "meticulous-hydra: recording to experiments/1\n" in proc.stderr
+    root = edge_app / "experiments"
+    assert f"recording to experiments/1 (a new experiments root: {root})\n" in proc.stderr
     # the line is for the terminal: the run's own stderr file holds what the program wrote
     assert "meticulous-hydra" not in (edge_app / "experiments/1/stderr").read_text()
     proc = run_python(["app.py", "-m", ON, "mode=ok,exit0"], edge_app, check=True)

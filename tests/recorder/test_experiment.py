@@ -587,7 +587,7 @@ def test_a_plain_experiment_says_where_it_records_on_the_terminal_only(repo: Pat
     )
     proc = run_python(["plain.py"], repo, check=True)
     assert proc.stderr.splitlines() == [
-        "meticulous-hydra: recording to experiments/1",
+        f"meticulous-hydra: recording to experiments/1 (a new experiments root: {repo}/experiments)",
         "meticulous-hydra: recording to experiments/base",
         "meticulous-hydra: resuming experiments/base, which had ended SUCCESS (restart 1)",
     ]

@@ -173,3 +173,14 @@ def in_mount_namespace(
         text=True,
         timeout=120,
     )
+
+
+def go_together(procs: list[subprocess.Popen]) -> None:
+    """Wait until each of ``procs`` has printed ``ready``, then tell them all
+    ``go`` (a line on stdin): the start line of a race."""
+    for proc in procs:
+        with watchdog(proc):
+            assert proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()

@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import in_mount_namespace, make_repo, record, run_python, status_of, watchdog
+from helpers import (
+    go_together,
+    in_mount_namespace,
+    make_repo,
+    record,
+    run_python,
+    status_of,
+    watchdog,
+)
 
 from meticulous_hydra import (
     Experiment,
@@ -283,12 +291,7 @@ def _all_at_once(argvs: list[list[str]], cwd: Path) -> list[tuple[int, str, str]
         )
         for argv in argvs
     ]
-    for proc in procs:
-        with watchdog(proc):
-            assert proc.stdout.readline() == "ready\n"
-    for proc in procs:
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
+    go_together(procs)
     results = []
     for proc in procs:
         with watchdog(proc):

@@ -142,16 +142,17 @@ exp.finish()
 """
 
 
-def _blocked(repo: Path, *, start_new_session: bool = True) -> subprocess.Popen[str]:
+def _blocked(repo: Path, *args: str) -> subprocess.Popen[str]:
+    """``app.py ARGS`` in a session of its own, once it blocks in its task."""
     fifo = repo / "fifo"
     os.mkfifo(fifo)
     proc = subprocess.Popen(
-        [sys.executable, "-Werror", "app.py"],
+        [sys.executable, "-Werror", "app.py", *args],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=start_new_session,
+        start_new_session=True,
         env={**os.environ, "BLOCK_FIFO": str(fifo)},
     )
     with watchdog(proc):
@@ -208,23 +209,8 @@ if __name__ == "__main__":
 def test_a_ctrl_c_traceback_shows_no_frame_of_ours(tmp_path: Path, kind: str) -> None:
     app = BLOCKING if kind == "experiment" else HYDRA_BLOCKING
     repo = make_repo(tmp_path / "app", {"app.py": app, ".gitignore": "fifo\noutputs/\n"})
-    if kind == "hydra":
-        (repo / "fifo").unlink(missing_ok=True)
-        fifo = repo / "fifo"
-        os.mkfifo(fifo)
-        proc = subprocess.Popen(
-            [sys.executable, "-Werror", "app.py", "hydra/callbacks=meticulous", "+x=1"],
-            cwd=repo,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-            env={**os.environ, "BLOCK_FIFO": str(fifo)},
-        )
-        with watchdog(proc):
-            assert proc.stdout.readline() == "ready\n", proc.stderr.read()
-    else:
-        proc = _blocked(repo)
+    hydra_args = ["hydra/callbacks=meticulous", "+x=1"] if kind == "hydra" else []
+    proc = _blocked(repo, *hydra_args)
     with watchdog(proc):
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)

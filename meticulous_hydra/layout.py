@@ -13,7 +13,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -529,16 +529,31 @@ def deep_merge(base: dict, update: Mapping) -> dict:
     return base
 
 
+def is_run_listing(names: Container[str]) -> bool:
+    """Whether a folder holding ``names`` is a run this project made: the run
+    marker with ``metadata.json`` (or, its metadata damaged, ``STATUS``), or,
+    in a run recorded before the marker, both ``metadata.json`` and
+    ``STATUS``. A folder that merely holds a ``metadata.json`` (a dataset's,
+    say) is no run. For a reader that lists each folder once (a set of
+    names); :func:`is_experiment_dir` asks the disk."""
+    if RUN_MARKER in names:
+        return METADATA in names or STATUS in names
+    return METADATA in names and STATUS in names
+
+
+class _OnDisk:
+    """The names of a folder, looked up one at a time (a stat each)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+
+    def __contains__(self, name: object) -> bool:
+        return os.path.exists(os.path.join(self.path, str(name)))
+
+
 def is_experiment_dir(path: str | os.PathLike[str]) -> bool:
-    """A run folder this project made: the run marker with ``metadata.json``
-    (or, its metadata damaged, ``STATUS``), or, in a run recorded before the
-    marker, both ``metadata.json`` and ``STATUS``. A folder that merely holds a
-    ``metadata.json`` (a dataset's, say) is no run."""
-    exists = os.path.exists
-    has_meta = exists(os.path.join(path, METADATA))
-    if exists(os.path.join(path, RUN_MARKER)):
-        return has_meta or exists(os.path.join(path, STATUS))
-    return has_meta and exists(os.path.join(path, STATUS))
+    """A run folder this project made (see :func:`is_run_listing`)."""
+    return is_run_listing(_OnDisk(path))
 
 
 # -- organising runs (issue 15): markers the user adds, each a plain file ------

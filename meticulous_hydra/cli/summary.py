@@ -265,7 +265,9 @@ def show_one(path: Path, tail: int = 20) -> str:
     if not path.is_dir():
         raise UsageError(_missing_run(path) or f"no experiment folder {path}")
     if path not in experiment_dirs(path.parent):
-        raise UsageError(f"{path} is not an experiment folder (no STATUS or metadata.json)")
+        raise UsageError(
+            f"{path} is not a run folder (a run holds {layout.RUN_MARKER} and {layout.METADATA})"
+        )
     exp = ExperimentReader(path)
     meta = exp.metadata
     out = [f"experiment {exp.id}  ({path})", f"status: {exp.status}"]

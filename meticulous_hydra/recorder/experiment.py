@@ -197,6 +197,9 @@ class Experiment:
             hooks.track(self)
             return
         self.metadata.update(provenance.start_metadata(self.config, description))
+        # made before the folder exists: an end by a signal that came while yaml
+        # was being imported must not import it again (it is half-imported then)
+        self._yaml_text = _dump_yaml(self._yaml_config)
         previous = None
         # From the moment its folder exists the run is tracked: a signal or an
         # exit ends it with its true status, however early (hooks.py). A signal
@@ -332,7 +335,7 @@ class Experiment:
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
 
     def _write_config(self) -> None:
-        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self._yaml_config))
+        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, self._yaml_text)
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         self._config_written = True
 

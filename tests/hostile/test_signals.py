@@ -22,11 +22,12 @@ from meticulous_hydra import load_experiments
 # run in its own root and sends itself the signal right after its step-th
 # operation that changes something (a file created, written, renamed, closed,
 # an fd redirected, a thread started: reads change nothing, so between two of
-# these every moment is alike) from the moment it creates its root on, then
+# these every moment is alike), or that reads a module being imported (a
+# signal inside an import), from the moment it creates its root on, then
 # the run's folder is inspected. Step 0 is a child never signalled: it counts
 # the steps.
 STARTUP = """
-import builtins, json, os, signal, sys, threading
+import _io, builtins, json, os, signal, sys, threading
 
 signum = int(sys.argv[1])
 from meticulous_hydra import Experiment, layout
@@ -35,7 +36,7 @@ calls = None  # counting from ensure_root on
 step = 0
 OPS = [(os, n) for n in ("open", "mkdir", "replace", "rename", "write", "close", "dup",
                           "dup2", "pipe", "utime", "symlink")]
-OPS += [(builtins, "open"), (threading.Thread, "start")]
+OPS += [(builtins, "open"), (threading.Thread, "start"), (_io, "open_code")]
 
 def at_step(real):
     def op(*args, **kwargs):

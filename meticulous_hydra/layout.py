@@ -441,6 +441,33 @@ MAX_DEPTH = 100
 def check_depth(value: Any, what: str, error: type[Exception] = RecordingError) -> None:
     """Raise ``error`` naming the deepest key when ``value`` nests more than
     :data:`MAX_DEPTH` levels of mappings and lists (measured without recursion)."""
+    containers = (Mapping, list, tuple)
+    if isinstance(value, Mapping) and not any(isinstance(v, containers) for v in value.values()):
+        return  # flat, as metrics mostly are
+    stack = [(value, 0)]
+    while stack:  # the common case, a few levels, costs a few microseconds
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(node, Mapping):
+            node = node.values()
+        elif not isinstance(node, (list, tuple)):
+            continue
+        stack.extend(
+            (v, depth + 1) for v in node if isinstance(v, containers) or depth >= MAX_DEPTH
+        )
+    else:
+        return
+    keys = _deepest(value)
+    shown = ".".join(keys[:6]) + ("..." if len(keys) > 6 else "")
+    raise error(
+        f"{what} is nested {len(keys)} levels deep (at {shown}); at most {MAX_DEPTH} levels "
+        "can be recorded: flatten it"
+    )
+
+
+def _deepest(value: Any) -> tuple[str, ...]:
+    """The keys leading to the most deeply nested value in ``value``."""
     keys: tuple[str, ...] = ()
     stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
     while stack:
@@ -451,13 +478,7 @@ def check_depth(value: Any, what: str, error: type[Exception] = RecordingError) 
             stack.extend((v, (*path, str(k))) for k, v in node.items())
         elif isinstance(node, (list, tuple)):
             stack.extend((v, (*path, f"[{i}]")) for i, v in enumerate(node))
-    depth = len(keys)
-    if depth > MAX_DEPTH:
-        shown = ".".join(keys[:6]) + ("..." if len(keys) > 6 else "")
-        raise error(
-            f"{what} is nested {depth} levels deep (at {shown}); at most {MAX_DEPTH} levels "
-            "can be recorded: flatten it"
-        )
+    return keys
 
 
 def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool = False) -> Any:

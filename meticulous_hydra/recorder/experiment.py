@@ -386,9 +386,12 @@ class Experiment:
         """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``."""
         if self.norecord:
             return
-        layout.check_depth(dict(metrics), "the metrics", NotSerializable)
         record = {"step": step, "time": layout.now().isoformat()}
-        record.update(layout.to_jsonable(dict(metrics), strict=True))
+        try:
+            record.update(layout.to_jsonable(dict(metrics), strict=True))
+        except RecursionError:  # no check up front: log() is the hot path
+            layout.check_depth(dict(metrics), "a logged value", NotSerializable)
+            raise
         if self._secrets:
             record = Redactor.scrub(record, self._secrets)
         line = (layout.dumps_json(record, indent=None) + "\n").encode("utf-8")

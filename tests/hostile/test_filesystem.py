@@ -448,3 +448,22 @@ def test_a_claim_left_by_a_dead_rerun_is_taken_over(tmp_path: Path) -> None:
         with claim_job(root, "5") as other:  # a live holder: this process
             assert other == f"{hostname()}:{os.getpid()}"
     assert sorted(p.name for p in (root / ".reruns").iterdir()) == ["5"]
+
+
+def test_a_summary_or_metrics_too_deep_are_refused_by_name(tmp_path: Path) -> None:
+    from meticulous_hydra import NotSerializable
+
+    deep: dict = {}
+    node = deep
+    for _ in range(2000):
+        node["k"] = {}
+        node = node["k"]
+    with Experiment(
+        {}, root=tmp_path / "experiments", capture_output=False, code_dir=tmp_path
+    ) as exp:
+        with pytest.raises(NotSerializable, match="the summary is nested 2001 levels deep"):
+            exp.summary({"x": deep})
+        with pytest.raises(NotSerializable, match="a logged value is nested 2001 levels deep"):
+            exp.log({"x": deep})
+        exp.summary({"fine": {"a": {"b": 1}}})
+    assert json.loads((exp.dir / "summary.json").read_text()) == {"fine": {"a": {"b": 1}}}

@@ -30,7 +30,14 @@ STARTUP = """
 import _io, builtins, json, os, signal, sys, threading
 
 signum = int(sys.argv[1])
+from pathlib import Path
 from meticulous_hydra import Experiment, layout
+from meticulous_hydra.recorder import provenance
+from meticulous_hydra.recorder.gitstate import read_git_state
+
+# read once, as a sweep's launcher does: the children start from there
+git = read_git_state(Path("."), allow_dirty=True, flag_hint="")
+provenance.installed_packages()
 
 calls = None  # counting from ensure_root on
 step = 0
@@ -75,7 +82,7 @@ def counting(real):
 for module, name in OPS:
     setattr(module, name, at_step(getattr(module, name)))
 layout.ensure_root = counting(layout.ensure_root)
-exp = Experiment({"a": 1}, root=f"roots/{step}", code_dir=".", allow_dirty=True)
+exp = Experiment._for_adapter({"a": 1}, root=f"roots/{step}", git_state=git)
 for module, name in OPS:  # the start-up is over
     setattr(module, name, getattr(module, name).__closure__[0].cell_contents)
 if step == 0:

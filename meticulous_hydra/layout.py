@@ -95,14 +95,11 @@ def validate_id(experiment_id: str) -> str:
     """Return the id if it is one path component of ``[A-Za-z0-9._-]`` not
     starting with ``.`` (those names are the root's own), else raise."""
     text = str(experiment_id)
-    if not _ID_RE.fullmatch(text):
+    if not _ID_RE.fullmatch(text) or text.startswith("."):
+        # a name starting with '.' is the root's own (.trash), and no reader lists it
         raise InvalidIdError(
-            f"invalid experiment id {text!r}: use 1-255 characters from A-Z a-z 0-9 . _ -"
-        )
-    if text.startswith("."):
-        raise InvalidIdError(
-            f"invalid experiment id {text!r}: it must not start with '.' (names starting "
-            "with '.' belong to the experiments root itself, and no reader lists them)"
+            f"invalid experiment id {text!r}: use 1-255 characters from A-Z a-z 0-9 . _ -, "
+            "not starting with '.'"
         )
     return text
 

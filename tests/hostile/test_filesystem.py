@@ -173,7 +173,7 @@ def test_links_in_the_trash_are_not_runs(root: Path, tmp_path: Path, capsys) -> 
 @pytest.mark.parametrize("bad", [".hidden", ".trash", ".numbers", "..x"])
 def test_ids_starting_with_a_dot_are_refused(tmp_path: Path, bad: str) -> None:
     root = tmp_path / "experiments"
-    with pytest.raises(InvalidIdError, match=r"must not start with '\.'"):
+    with pytest.raises(InvalidIdError, match=r"not starting with '\.'"):
         record(root, {}, experiment_id=bad)
     assert not (root / bad).exists()
 
@@ -186,7 +186,7 @@ def test_argparse_refuses_a_dot_id_in_one_line(repo: Path) -> None:
     )
     proc = run_python(["run.py", "--experiment-id", ".hidden", "--allow-dirty"], repo)
     assert proc.returncode != 0 and "RAN" not in proc.stdout
-    assert "must not start with '.'" in proc.stderr
+    assert "not starting with '.'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

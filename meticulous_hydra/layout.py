@@ -49,9 +49,13 @@ RUNNING = "RUNNING"
 SUCCESS = "SUCCESS"
 ERROR = "ERROR"
 INTERRUPTED = "INTERRUPTED"
+# The scheduler (SLURM) ended the run at its time limit.
+TIMEOUT = "TIMEOUT"
+# The scheduler put the job back in its queue: it runs again, in this folder.
+REQUEUED = "REQUEUED"
 DIED = "DIED"
-FINAL_STATUSES = (SUCCESS, ERROR, INTERRUPTED)
-STATUSES = (RUNNING, *FINAL_STATUSES)
+FINAL_STATUSES = (SUCCESS, ERROR, INTERRUPTED, TIMEOUT)
+STATUSES = (RUNNING, REQUEUED, *FINAL_STATUSES)
 
 # JSON has no NaN or infinity: NaN is written as null and +-inf as +-1e999,
 # which every JSON parser reads back as a float overflowing to +-inf.

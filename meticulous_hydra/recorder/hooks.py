@@ -15,7 +15,12 @@ The hooks are:
 - SIGTERM and SIGHUP (when nobody handles them; SIGHUP is how a closed
   terminal or a dropped ssh session ends a program, and ``nohup`` ignores it):
   the runs end INTERRUPTED and the process then dies of the signal, as it
-  would have;
+  would have. Under SLURM a SIGTERM ends them TIMEOUT or REQUEUED when that is
+  why SLURM sent it (:func:`~.environment.sigterm_status`). When another
+  SIGTERM handler is in place (submitit's, the program's), the status is
+  written at once and that handler runs next and decides what happens: the
+  run goes on, and whatever ends it later (a return, an exception) has the
+  last word, unless it is SIGKILL or a ``sys.exit`` of that handler's;
 - ``atexit``: whatever is still open ends with the pending status, or SUCCESS.
 
 While a run claims its folder (``hold_signals``), the signal handlers hold
@@ -36,6 +41,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Protocol, cast
 
 from meticulous_hydra import layout
+
+from .environment import sigterm_status
 
 
 class Run(Protocol):
@@ -105,14 +112,12 @@ def _holding(signum: int) -> bool:
     return True
 
 
-def _end_then_die(signum: int, detail: str) -> None:
-    """End every active run INTERRUPTED, then die of ``signum`` as the
+def _end_then_die(signum: int, status: str, detail: str) -> None:
+    """End every active run with ``status``, then die of ``signum`` as the
     process would have without us."""
-    if _holding(signum):
-        return
     for exp in _active():
         try:
-            exp.finish(layout.INTERRUPTED, detail)
+            exp.finish(status, detail)
         except Exception:
             pass
     signal.signal(signum, signal.SIG_DFL)
@@ -163,6 +168,9 @@ class _ProcessHooks:
     def __init__(self) -> None:
         self.installed = False
         self._saved: dict[str, Any] = {}
+        # while another SIGTERM handler runs: a sys.exit it calls ends the run
+        # as the signal said, not as its exit code would
+        self._in_sigterm = False
 
     def install(self) -> None:
         if self.installed:
@@ -175,7 +183,9 @@ class _ProcessHooks:
         if threading.current_thread() is threading.main_thread():
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                 self._saved["sigint"] = signal.signal(signal.SIGINT, self._sigint)
-            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            # chained to a Python handler; one set from C (None) or SIG_IGN is left alone
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous == signal.SIG_DFL or callable(previous):
                 self._saved["sigterm"] = signal.signal(signal.SIGTERM, self._sigterm)
             if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
                 self._saved["sighup"] = signal.signal(signal.SIGHUP, self._sighup)
@@ -224,7 +234,7 @@ class _ProcessHooks:
             "Callable[[object], NoReturn]", self._saved.get("exit", sys.__dict__.get("exit"))
         )
         # sys.exit in another thread only ends that thread
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and not self._in_sigterm:
             status = status_from_exit_code(code)
             for exp in _active():
                 exp.mark(*status)
@@ -238,10 +248,29 @@ class _ProcessHooks:
         signal.default_int_handler(signum, frame)
 
     def _sigterm(self, signum: int, frame: Any) -> None:
-        _end_then_die(signum, "SIGTERM")
+        if _holding(signum):
+            return
+        status = sigterm_status()
+        previous = self._saved.get("sigterm")
+        if callable(previous):
+            # Its handler may let the process go on (submitit's logs the
+            # signal and waits for SLURM's SIGKILL): written now, not ended.
+            for exp in _active():
+                exp.mark(*status)
+            self._in_sigterm = True
+            try:
+                previous(signum, frame)
+            finally:
+                self._in_sigterm = False
+            return
+        _end_then_die(signum, *status)
 
     def _sighup(self, signum: int, frame: Any) -> None:
-        _end_then_die(signum, "SIGHUP: the terminal closed or the session ended")
+        if _holding(signum):
+            return
+        _end_then_die(
+            signum, layout.INTERRUPTED, "SIGHUP: the terminal closed or the session ended"
+        )
 
     def _atexit(self) -> None:
         for exp in _active():

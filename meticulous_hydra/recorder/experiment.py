@@ -56,8 +56,10 @@ def _dump_yaml(data: Any) -> str:
 @dataclass(frozen=True)
 class _Plumbing:
     """What an adapter passes that a user never does: the folder it claimed
-    already, the git state it read in the launching process, and the flag to
-    name in the dirty-tree error."""
+    already, the git state it read in the launching process, the flag to
+    name in the dirty-tree error, whether a requeued job finds the folder
+    again (a Hydra sweep job's link), and the config keys whose values may
+    change when it does (from ``${now:}``, ``${oc.env:}``)."""
 
     folder: str | os.PathLike[str] | None = None
     git_state: GitState | None = _NOT_GIVEN
@@ -65,6 +67,8 @@ class _Plumbing:
     # the secret strings to scrub, when the adapter knows more than the
     # resolved config says (where each value came from)
     secrets: frozenset[str] | None = None
+    resumable: bool = False
+    volatile: frozenset[str] = frozenset()
 
 
 def _start_metadata(
@@ -146,6 +150,8 @@ class Experiment:
         self._summary: dict[str, Any] = {}
         self.restarts = 0
         self.resumed = False
+        self.resumes_on_requeue = False
+        self._restart_notes = ""  # what a resume found changed, for the banner
         # What finishing without an explicit status means (at exit, say);
         # adapters whose runs have a normal end of their own change it.
         self.default_end: tuple[str, str] = (layout.SUCCESS, "")
@@ -179,6 +185,8 @@ class Experiment:
                 )
             if provenance.repeating():  # a reproduction never resumes the id it was given
                 experiment_id = None
+            # a job that SLURM requeues runs again into this folder
+            self.resumes_on_requeue = experiment_id is not None or plumbing.resumable
             root = provenance.root_override(root)
         self._start_time = layout.now()
         # All a run's end needs is ready before its folder exists.
@@ -210,7 +218,9 @@ class Experiment:
                 self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
                 self.id = self.metadata["id"] = self.dir.name
                 if self.resumed:
-                    self._take_over_existing()  # reads only: a folder refused is left as it was
+                    # reads only: a folder refused is left as it was, unless it
+                    # is this very job's, waiting to go on (_refuse)
+                    self._take_over_existing()
                     previous = previous_status(self.dir)  # before the start files replace it
             except BaseException:
                 hooks.untrack(self)
@@ -231,15 +241,19 @@ class Experiment:
         git_state: GitState | None = _NOT_GIVEN,
         allow_dirty_hint: str = "allow_dirty=True",
         secrets: set[str] | None = None,
+        resumable: bool = False,
+        volatile: frozenset[str] = frozenset(),
         **options: Any,
     ) -> Experiment:
         """Start a run for an adapter: the Hydra callback records into the
         ``folder`` it claimed, with the ``git_state`` it read in the launching
         process and the ``secrets`` it found; both name their own dirty-tree
-        flag. ``options`` are those of the constructor."""
+        flag. ``resumable``: a requeued job finds ``folder`` again;
+        ``volatile``: the dotted config keys a resumed run may find changed.
+        ``options`` are those of the constructor."""
         exp = cls.__new__(cls)
         frozen = None if secrets is None else frozenset(secrets)
-        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint, frozen)
+        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint, frozen, resumable, volatile)
         exp.__init__(config, **options)  # type: ignore[misc]
         return exp
 
@@ -274,7 +288,12 @@ class Experiment:
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
 
     def _take_over_existing(self) -> None:
-        """Continue an existing folder: same config and commit, or a clear error."""
+        """Continue an existing folder: same config and commit, or a clear error.
+
+        Values that come from ``${now:}`` / ``${oc.env:}`` (the adapter's
+        ``volatile`` keys) may differ: the recorded ones stay in the config
+        files, and ``restart_changes`` says what this restart saw instead.
+        """
         meta_path = self.dir / layout.METADATA
         try:
             old_meta = layout.read_json(meta_path)
@@ -284,22 +303,26 @@ class Experiment:
                 f"cannot resume experiment {self.dir}: {meta_path.name} or {layout.CONFIG_JSON} "
                 f"is unreadable ({e}); choose another experiment id"
             ) from e
-        if old_config != self.config:
-            diff = _diff_keys(old_config, self.config)
+        diff = _diff_keys(old_config, self.config) if old_config != self.config else {}
+        volatile = self._plumbing.volatile
+        expected = {k: v for k, v in diff.items() if _under(k, volatile)}
+        if len(expected) < len(diff):
             shown = ", ".join(
                 f"{k} (recorded {_shown(diff[k][0])}, now {_shown(diff[k][1])})"
-                for k in sorted(diff)[:5]
+                for k in sorted(diff.keys() - expected.keys())[:5]
             )
-            raise ResumeMismatchError(
+            self._refuse(
+                old_meta,
                 f"cannot resume experiment {self.id} in {self.dir.parent}: its config differs in "
-                f"{shown}; use another experiment id or the same settings"
+                f"{shown}; use another experiment id or the same settings",
             )
         old_sha = (old_meta.get("git") or {}).get("sha")
         new_sha = self.git.sha if self.git else None
         if old_sha != new_sha:
-            raise ResumeMismatchError(
+            self._refuse(
+                old_meta,
                 f"cannot resume experiment {self.id} in {self.dir.parent}: it was recorded at commit "
-                f"{old_sha} but the code is at {new_sha}; check out {old_sha} or use another id"
+                f"{old_sha} but the code is at {new_sha}; check out {old_sha} or use another id",
             )
         self.restarts = int(old_meta.get("restarts") or 0) + 1
         self.metadata["restarts"] = self.restarts
@@ -308,6 +331,23 @@ class Experiment:
             *old_meta.get("restart_times", []),
             self._start_time.isoformat(),
         ]
+        notes = ""
+        changes = list(old_meta.get("restart_changes", []))
+        if expected:
+            # the run keeps the config it was recorded with
+            self.config = old_config
+            self.metadata["config_hash"] = provenance.config_hash(old_config)
+            for key in sorted(expected):
+                recorded, now = (None if v is _NOT_GIVEN else v for v in expected[key])
+                changes.append(
+                    {"restart": self.restarts, "key": key, "recorded": recorded, "now": now}
+                )
+                notes += (
+                    f"{key}: recorded {_shown(recorded)}, now {_shown(now)} (kept as recorded)\n"
+                )
+        if changes:
+            self.metadata["restart_changes"] = changes
+        self._restart_notes = notes
         try:
             self._summary = layout.read_json(self.dir / layout.SUMMARY)
         except (OSError, ValueError):
@@ -316,11 +356,28 @@ class Experiment:
     def _append_restart_banners(self) -> None:
         banner = f"\n===== meticulous-hydra: restart {self.restarts} at {self._start_time.isoformat()} =====\n"
         for name in (layout.STDOUT, layout.STDERR):
-            fd = layout.open_append(self.dir / name)
+            _append(self.dir / name, banner + self._restart_notes)
+
+    def _refuse(self, old_meta: dict[str, Any], message: str) -> None:
+        """Raise the ResumeMismatchError; when the folder is this very job's,
+        waiting to go on (a requeued SLURM job, a Hydra sweep job found again
+        by its link), the refusal is its status too, and the end of its stderr."""
+        old_status = previous_status(self.dir)
+        sweep, old_sweep = self.metadata.get("sweep"), old_meta.get("sweep")
+        job = os.environ.get("SLURM_JOB_ID")
+        same_job = (job and (old_meta.get("slurm") or {}).get("job_id") == job) or (
+            isinstance(sweep, dict)
+            and isinstance(old_sweep, dict)
+            and (sweep.get("id"), sweep.get("job_num"))
+            == (old_sweep.get("id"), old_sweep.get("job_num"))
+        )
+        if same_job and old_status in (None, layout.RUNNING, layout.REQUEUED):
             try:
-                os.write(fd, banner.encode())
-            finally:
-                os.close(fd)
+                _append(self.dir / layout.STDERR, f"meticulous-hydra: error: {message}\n")
+                layout.write_status(self.dir / layout.STATUS, layout.ERROR, message)
+            except OSError:
+                pass
+        raise ResumeMismatchError(message)
 
     def _write_start_files(self) -> None:
         # The reader counts a folder as an experiment once metadata.json is
@@ -335,7 +392,9 @@ class Experiment:
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
 
     def _write_config(self) -> None:
-        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, self._yaml_text)
+        # A resumed run keeps the config files it was recorded with.
+        if not (self.resumed and (self.dir / layout.CONFIG_YAML).exists()):
+            layout.atomic_write_text(self.dir / layout.CONFIG_YAML, self._yaml_text)
         layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
         self._config_written = True
 
@@ -414,11 +473,22 @@ class Experiment:
 
     # -- end -----------------------------------------------------------------
 
+    def _requeue_status(self, status: str, detail: str) -> tuple[str, str]:
+        """REQUEUED only where the requeued job comes back to this folder;
+        elsewhere the run was interrupted, and says where the job goes on."""
+        if status == layout.REQUEUED and not self.resumes_on_requeue:
+            return layout.INTERRUPTED, (
+                f"{detail}; its next start records a new run (give the run an experiment id "
+                "to have it resume this folder)"
+            )
+        return status, detail
+
     def mark(self, status: str, detail: str = "") -> None:
         """Write a final-looking status now, without ending the run: what a
         signal or ``sys.exit`` means if the process dies before finishing."""
         if self.norecord or self._finished or os.getpid() != self._pid:
             return
+        status, detail = self._requeue_status(status, detail)
         self._pending = (status, detail)
         try:
             self._write_end(status, detail)
@@ -447,6 +517,7 @@ class Experiment:
             return
         if status is None:
             status, detail = self._pending or self.default_end
+        status, detail = self._requeue_status(status, detail)
         self._beat_stop.set()
         for tee in reversed(self._tees):
             tee.stop()
@@ -503,6 +574,19 @@ def _claim(
     except OSError as e:
         raise StorageError(e.errno, f"cannot mark {path} as a run: {e.strerror or e}") from e
     return path, (path / layout.METADATA).exists()
+
+
+def _append(path: Path, text: str) -> None:
+    fd = layout.open_append(path)
+    try:
+        os.write(fd, text.encode("utf-8", "replace"))
+    finally:
+        os.close(fd)
+
+
+def _under(key: str, keys: frozenset[str]) -> bool:
+    """Whether dotted ``key`` is one of ``keys`` or lies inside one."""
+    return any(key == k or key.startswith(k + ".") for k in keys)
 
 
 def _opener(path: str, flags: int) -> int:

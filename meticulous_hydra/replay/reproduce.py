@@ -393,9 +393,6 @@ def config_differences(old: Run, new: Run) -> list[tuple[str, Any, Any]]:
     ]
 
 
-_VOLATILE = ("${now:", "${oc.env:")
-
-
 def volatile_source(run: Run, key: str) -> str | None:
     """The ``${now:...}`` / ``${oc.env:...}`` interpolation ``key`` comes from in the
     run's unresolved Hydra config (``.hydra/config.yaml``), if it does."""
@@ -414,7 +411,7 @@ def volatile_source(run: Run, key: str) -> str | None:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
-    if isinstance(node, str) and any(v in node for v in _VOLATILE):
+    if isinstance(node, str) and any(v in node for v in provenance.VOLATILE):
         return node
     return None
 

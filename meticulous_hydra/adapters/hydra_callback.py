@@ -19,7 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -206,10 +208,13 @@ class MeticulousCallback(Callback):
         # dir is the experiment folder (then its files are ours to clean)
         self._hidden: set[str] = set()
         self._hydra_files_ours = False
+        # submitit's handler of its timeout/preemption signal, and ours around it
+        self._signal_chain: tuple[int, Any, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_exp"] = None  # a live run never travels to another process
+        state["_signal_chain"] = None
         return state
 
     @property
@@ -343,17 +348,18 @@ class MeticulousCallback(Callback):
 
     # -- job process -----------------------------------------------------------
 
-    def _job_folder(self, config: DictConfig, hc: HydraConf, job_num: Any) -> str:
+    def _job_folder(self, config: DictConfig, hc: HydraConf, job_num: Any) -> tuple[str, bool]:
         """The folder this job records into: always one this callback claimed
-        under the root, whatever Hydra's output dir is."""
+        under the root, whatever Hydra's output dir is; and whether a
+        requeued job comes back to it (a sweep job's link, a chosen id)."""
         if self._folder is not None and self._mode == "RUN":
-            return self._folder
+            return self._folder, self.experiment_id is not None
         if self._sweep is not None and self._sweep_root is not None:
             if self._redirected:
-                return str(hc.runtime.output_dir)
-            return job_dir(self._sweep_root, self._sweep["id"], int(job_num))
+                return str(hc.runtime.output_dir), True
+            return job_dir(self._sweep_root, self._sweep["id"], int(job_num)), True
         # declared in a way that skipped the start hooks
-        return str(layout.claim_next(layout.ensure_root(self._root(config))))
+        return str(layout.claim_next(layout.ensure_root(self._root(config)))), False
 
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
         self._end_stale_run()
@@ -375,7 +381,11 @@ class MeticulousCallback(Callback):
             hidden = redactor.secrets(resolved, given, typed)
             hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
             job_num = hydra_meta["job_num"]
-            folder = self._job_folder(config, hc, job_num)
+            folder, resumable = self._job_folder(config, hc, job_num)
+            volatile: frozenset[str] = frozenset()
+            if (Path(folder) / layout.METADATA).exists():  # to be resumed
+                raw = OmegaConf.to_container(config, resolve=False)
+                volatile = provenance.volatile_keys(raw)  # type: ignore[arg-type]
             self._hidden = hidden
             self._hydra_files_ours = _same_dir(folder, hc.runtime.output_dir)
             if self._hydra_files_ours:
@@ -406,9 +416,12 @@ class MeticulousCallback(Callback):
                 git_state=self._git,
                 secrets=hidden,
                 redact=self.redact,
+                resumable=resumable,
+                volatile=volatile,
             )
         except RecordingError as e:
             _fail(str(e))
+        self._chain_submitit_signal(self._exp, hc)
         # A job that returns reaches on_job_end; one still open when the
         # process exits left by an exception Hydra does not catch.
         self._exp.default_end = (
@@ -416,7 +429,54 @@ class MeticulousCallback(Callback):
             "the job exited before returning (SystemExit raised)",
         )
 
+    def _chain_submitit_signal(self, exp: Experiment, hc: DictConfig) -> None:
+        """Under submitit, SLURM's signal before the time limit (or at a
+        preemption) goes to submitit's handler, which requeues the job and
+        exits, or raises UncompletedJobError when it won't (the timeouts
+        allowed are used up): the run then ends REQUEUED or TIMEOUT, not as
+        the exit code or the error."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGUSR2, signal.SIGUSR1):
+            handler = signal.getsignal(signum)
+            owner = getattr(handler, "__self__", None)
+            if getattr(handler, "__name__", "") == "checkpoint_and_try_requeue" and type(
+                owner
+            ).__module__.startswith("submitit"):
+                break
+        else:
+            return
+        job = os.environ.get("SLURM_JOB_ID", "?")
+        limit = OmegaConf.select(hc, "launcher.timeout_min", default=None)
+        name = signal.Signals(signum).name
+
+        def on_signal(sig: int, frame: Any) -> None:
+            timed_out = bool(owner.has_timed_out())
+            what = (
+                f"SLURM job {job} reached its time limit ({limit} min)"
+                if timed_out
+                else f"SLURM job {job} was preempted"
+            )
+            try:
+                handler(sig, frame)
+            except SystemExit:  # requeued (scontrol requeue): it exits to run again
+                exp.finish(layout.REQUEUED, f"{name}: {what}; submitit requeued it")
+                raise
+            except Exception as e:
+                status = layout.TIMEOUT if timed_out else layout.INTERRUPTED
+                exp.finish(status, f"{name}: {what}; not requeued: {e}")
+                raise
+
+        signal.signal(signum, on_signal)
+        self._signal_chain = (signum, handler, on_signal)
+
+    def _unchain_signal(self) -> None:
+        chain, self._signal_chain = self._signal_chain, None
+        if chain is not None and signal.getsignal(chain[0]) is chain[2]:
+            signal.signal(chain[0], chain[1])
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        self._unchain_signal()
         exp, self._exp = self._exp, None
         if exp is None or exp.norecord:
             if exp is not None:
@@ -469,6 +529,7 @@ class MeticulousCallback(Callback):
     def _end_stale_run(self) -> None:
         """A job that left through SystemExit or KeyboardInterrupt skips
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
+        self._unchain_signal()
         exp, self._exp = self._exp, None
         if exp is not None and not exp.finished:
             exp.finish()

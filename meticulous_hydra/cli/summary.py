@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PROG = "meticulous-summary"
-_ERROR_STATUSES = ("ERROR", "DIED")
+_ERROR_STATUSES = (layout.ERROR, layout.DIED, layout.TIMEOUT)
 _EXTRA_FORMATS = ("csv", "json")
 
 
@@ -206,7 +206,7 @@ def pattern_columns(frame: pd.DataFrame, patterns: Sequence[str]) -> list[str]:
 
 def group_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per group: the key columns, ``n`` runs, how many ``failed``
-    (ERROR or DIED), and ``<col>.mean`` / ``<col>.std`` of every numeric
+    (ERROR, DIED or TIMEOUT), and ``<col>.mean`` / ``<col>.std`` of every numeric
     summary column over the group's successful runs."""
     import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 

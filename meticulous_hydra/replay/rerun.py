@@ -24,11 +24,13 @@ from meticulous_hydra.recorder.environment import hostname
 
 from .reproduce import Run, Step, interpreter, job_argv, load_run
 
-FAILED = (layout.ERROR, layout.INTERRUPTED, layout.DIED)
+# A REQUEUED job is not among them: SLURM runs it again, in its folder.
+FAILED = (layout.ERROR, layout.INTERRUPTED, layout.TIMEOUT, layout.DIED)
 
 
-def failed_jobs(root: Path, sweep: str) -> tuple[str, list[Run]]:
-    """The sweep's id and the latest attempts of its jobs that did not succeed."""
+def failed_jobs(root: Path, sweep: str) -> tuple[str, list[Run], list[Run]]:
+    """The sweep's id, the latest attempts of its jobs that did not succeed,
+    and those that SLURM requeued (to be left alone)."""
     try:
         frame = load_experiments(root, cache=False)
     except FileNotFoundError as e:
@@ -42,8 +44,14 @@ def failed_jobs(root: Path, sweep: str) -> tuple[str, list[Run]]:
         known = sorted(swept["sweep.id"].unique())[-3:]
         raise UsageError(f"no sweep {sweep!r} under {root}; recent sweeps: {', '.join(known)}")
     jobs = latest_attempts(swept[swept["sweep.id"] == sweep])
-    failed = jobs[jobs["status"].isin(FAILED)].sort_values("sweep.job_num")
-    return sweep, [load_run(root / str(i)) for i in failed.index]
+    jobs = jobs.sort_values("sweep.job_num")
+    failed = jobs[jobs["status"].isin(FAILED)]
+    requeued = jobs[jobs["status"] == layout.REQUEUED]
+    return (
+        sweep,
+        [load_run(root / str(i)) for i in failed.index],
+        [load_run(root / str(i)) for i in requeued.index],
+    )
 
 
 def rerun_step(run: Run) -> Step:

@@ -20,8 +20,9 @@ def register(subparsers: Any) -> None:
         "rerun",
         help="run the failed jobs of a sweep again, into the same sweep",
         description="Run the jobs of a sweep whose latest attempt did not succeed "
-        "(ERROR, INTERRUPTED, DIED) again, each with its own overrides and the code as it "
-        "is now; the new runs join the sweep.",
+        "(ERROR, INTERRUPTED, TIMEOUT, DIED) again, each with its own overrides and the code "
+        "as it is now; the new runs join the sweep. A job that SLURM requeued (REQUEUED) is "
+        "never run again: SLURM runs it, in its folder.",
     )
     p.add_argument(
         "--failed", action="store_true", required=True, help="the jobs that did not succeed"
@@ -35,9 +36,15 @@ def register(subparsers: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     root = Path(args.root).absolute()
     seen = set(experiment_names(root))  # before the failed jobs are read
-    sweep, runs = failed_jobs(root, args.sweep)
+    sweep, runs, requeued = failed_jobs(root, args.sweep)
+    for run in requeued:
+        print(
+            f"# job {run.meta['sweep'].get('job_num')}, run {run.id}: {run.status}, SLURM runs "
+            "it again: left alone"
+        )
     if not runs:
-        print(f"sweep {sweep}: every job succeeded, nothing to run again")
+        done = "no other job failed" if requeued else "every job succeeded"
+        print(f"sweep {sweep}: {done}, nothing to run again")
         return 0
     print(f"sweep {sweep}: {len(runs)} job(s) to run again")
     worst = 0

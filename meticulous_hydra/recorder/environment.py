@@ -63,28 +63,36 @@ def slurm_info() -> dict[str, str] | None:
     return info or None
 
 
+# What SLURM said the first time it was asked: it sends SIGTERM more than
+# once as it ends a job (at a preemption's notice, then with the kill), and
+# scontrol may not answer the second time.
+_slurm_said: tuple[str, str] | None = None
+
+
 def sigterm_status() -> tuple[str, str]:
     """The STATUS line and detail that a SIGTERM received now stands for:
     INTERRUPTED, or, in a SLURM job, what SLURM says it is ending the job
     for (:func:`slurm_ending`)."""
+    global _slurm_said
     job = os.environ.get("SLURM_JOB_ID", "")
-    if job.isdigit():
+    if _slurm_said is None and job.isdigit():
         import subprocess  # only here: a SIGTERM in a SLURM job
 
-        try:
-            shown = subprocess.run(
-                ["scontrol", "--oneliner", "show", "job", job],
-                capture_output=True,
-                text=True,
-                timeout=5,  # SLURM's SIGKILL follows after KillWait (30 s by default)
-                stdin=subprocess.DEVNULL,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            shown = ""
-        found = slurm_ending(shown, job, os.environ.get("SLURM_RESTART_COUNT", ""))
-        if found is not None:
-            return found
-    return layout.INTERRUPTED, "SIGTERM"
+        for _ in range(3):  # SLURM's SIGKILL comes after KillWait (30 s by default)
+            try:
+                shown = subprocess.run(
+                    ["scontrol", "--oneliner", "show", "job", job],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    stdin=subprocess.DEVNULL,
+                ).stdout
+            except (OSError, subprocess.SubprocessError):
+                shown = ""
+            _slurm_said = slurm_ending(shown, job, os.environ.get("SLURM_RESTART_COUNT", ""))
+            if shown:
+                break
+    return _slurm_said or (layout.INTERRUPTED, "SIGTERM")
 
 
 def _job_field(shown: str, name: str) -> str | None:

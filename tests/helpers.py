@@ -104,6 +104,7 @@ def record(
     config: dict[str, Any] | None = None,
     summary: dict[str, Any] | None = None,
     status: str | None = None,
+    detail: str = "",
     **kw: Any,
 ) -> Any:
     """Record one finished run in-process (no git, no capture) and return its Experiment."""
@@ -112,7 +113,7 @@ def record(
     exp = Experiment(config, root=root, capture_output=False, code_dir=root.parent, **kw)
     if summary:
         exp.summary(summary)
-    exp.finish(status)
+    exp.finish(status, detail)
     return exp
 
 

@@ -271,6 +271,59 @@ def test_kill_9_during_summary_writes_leaves_valid_json(repo: Path) -> None:
         assert status_of(folder)[0] == "RUNNING"  # SIGKILL can't be caught: the reader says DIED
 
 
+CHAINED = """
+import os, signal, sys, time
+from meticulous_hydra import Experiment
+
+def handler(signum, frame):  # the program's own (submitit has one too)
+    print("the program's handler ran", flush=True)
+    if sys.argv[1] == "exit":
+        sys.exit(0)
+
+signal.signal(signal.SIGTERM, handler)
+exp = Experiment({"x": 1})
+if sys.argv[1] == "restore":
+    exp.finish()
+    print("restored", signal.getsignal(signal.SIGTERM) is handler, flush=True)
+    sys.exit(0)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("mode", ["go-on", "exit", "restore"])
+def test_sigterm_is_chained_to_the_handler_in_place(repo: Path, mode: str) -> None:
+    """Issue 22 #3: with a SIGTERM handler of someone else's in place, the run
+    says INTERRUPTED at once, that handler decides what happens next, and
+    SLURM's SIGKILL after it (or the handler's own exit) leaves it so."""
+    write_script(repo, "run.py", CHAINED, commit=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    proc = subprocess.Popen(
+        [sys.executable, "run.py", mode], cwd=repo, stdout=subprocess.PIPE, text=True, env=env
+    )
+    folder = repo / "experiments" / "1"
+    with watchdog(proc):
+        if mode == "restore":
+            assert proc.stdout.read() == "restored True\n"
+            assert proc.wait() == 0 and status_of(folder)[0] == "SUCCESS"
+            return
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stdout.readline() == "the program's handler ran\n"
+        if mode == "go-on":
+            assert proc.poll() is None  # the handler let it go on: so does the run
+            assert status_of(folder) == ("INTERRUPTED", "SIGTERM\n")
+            proc.kill()  # what SLURM does KillWait seconds later
+        proc.wait()
+    proc.stdout.close()
+    assert proc.returncode == (0 if mode == "exit" else -signal.SIGKILL)
+    assert status_of(folder) == ("INTERRUPTED", "SIGTERM\n")  # not SUCCESS, not RUNNING
+    from meticulous_hydra import ExperimentReader
+
+    assert ExperimentReader(folder).status == "INTERRUPTED"
+
+
 def test_summary_converts_values_and_refuses_unknown_types(tmp_path: Path) -> None:
     import datetime
     import enum

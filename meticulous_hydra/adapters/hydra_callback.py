@@ -23,7 +23,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -429,7 +429,7 @@ class MeticulousCallback(Callback):
             "the job exited before returning (SystemExit raised)",
         )
 
-    def _chain_submitit_signal(self, exp: Experiment, hc: DictConfig) -> None:
+    def _chain_submitit_signal(self, exp: Experiment, hc: HydraConf) -> None:
         """Under submitit, SLURM's signal before the time limit (or at a
         preemption) goes to submitit's handler, which requeues the job and
         exits, or raises UncompletedJobError when it won't (the timeouts
@@ -437,17 +437,13 @@ class MeticulousCallback(Callback):
         the exit code or the error."""
         if threading.current_thread() is not threading.main_thread():
             return
-        for signum in (signal.SIGUSR2, signal.SIGUSR1):
-            handler = signal.getsignal(signum)
-            owner = getattr(handler, "__self__", None)
-            if getattr(handler, "__name__", "") == "checkpoint_and_try_requeue" and type(
-                owner
-            ).__module__.startswith("submitit"):
-                break
-        else:
+        found = _submitit_handler()
+        if found is None:
             return
+        signum, handler, owner = found
         job = os.environ.get("SLURM_JOB_ID", "?")
-        limit = OmegaConf.select(hc, "launcher.timeout_min", default=None)
+        launcher = hc.launcher
+        limit = launcher.get("timeout_min") if isinstance(launcher, DictConfig) else None
         name = signal.Signals(signum).name
 
         def on_signal(sig: int, frame: Any) -> None:
@@ -536,6 +532,22 @@ class MeticulousCallback(Callback):
 
     def __repr__(self) -> str:
         return f"MeticulousCallback(root={self.root!r})"
+
+
+def _submitit_handler() -> tuple[int, Callable[[int, Any], Any], Any] | None:
+    """submitit's handler of its timeout/preemption signal (USR2, or USR1 as
+    SUBMITIT_PREEMPT_SIGNAL may say), with the signal and the object it is a
+    method of; None outside a submitit job."""
+    for signum in (signal.SIGUSR2, signal.SIGUSR1):
+        handler = signal.getsignal(signum)
+        owner = getattr(handler, "__self__", None)
+        if (
+            callable(handler)
+            and getattr(handler, "__name__", "") == "checkpoint_and_try_requeue"
+            and type(owner).__module__.startswith("submitit")
+        ):
+            return signum, handler, owner
+    return None
 
 
 def _same_dir(a: str, b: str) -> bool:

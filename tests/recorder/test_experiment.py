@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -303,7 +304,8 @@ def test_sigterm_is_chained_to_the_handler_in_place(repo: Path, mode: str) -> No
         [sys.executable, "run.py", mode], cwd=repo, stdout=subprocess.PIPE, text=True, env=env
     )
     folder = repo / "experiments" / "1"
-    with watchdog(proc):
+    with watchdog(proc), contextlib.ExitStack() as cleanup:
+        cleanup.callback(lambda: proc.poll() is None and proc.kill())  # whatever fails
         if mode == "restore":
             assert proc.stdout.read() == "restored True\n"
             assert proc.wait() == 0 and status_of(folder)[0] == "SUCCESS"

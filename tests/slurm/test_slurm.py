@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -33,32 +32,6 @@ from helpers import git, make_repo, metadata_of, status_of
 
 from meticulous_hydra.cli import summary as summary_cli
 from meticulous_hydra.reader.reader import ExperimentReader
-
-
-def _no_cluster() -> str | None:
-    """Why the cluster of tests/slurm/start.sh can't be used here, or None."""
-    if shutil.which("sbatch") is None:
-        return "SLURM is not installed"
-    try:
-        shown = subprocess.run(
-            ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        return f"sinfo failed: {e}"
-    if shown.returncode != 0:
-        return f"no SLURM controller answers ({shown.stderr.strip().splitlines()[-1:]})"
-    if not {"debug*", "low", "high"} <= set(shown.stdout.split()):
-        return "the cluster is not tests/slurm/start.sh's (partitions debug, low, high)"
-    return None
-
-
-_WHY = _no_cluster()
-if _WHY is not None:
-    _REASON = f"no SLURM cluster: {_WHY}; `make test-slurm` starts one (as root) and runs these"
-    if os.environ.get("METICULOUS_SLURM") == "required":
-        pytest.fail(_REASON, pytrace=False)
-    pytest.skip(_REASON, allow_module_level=True)
-
 
 HYDRA_APP = """
 import os, time

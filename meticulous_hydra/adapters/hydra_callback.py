@@ -16,7 +16,6 @@ the RecordingError itself, which reaches the caller.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import sys
@@ -34,6 +33,7 @@ from omegaconf.errors import InterpolationResolutionError
 from meticulous_hydra import layout
 from meticulous_hydra.exceptions import DirtyRepoError, RecordingError
 from meticulous_hydra.recorder import provenance
+from meticulous_hydra.recorder.announce import notice
 from meticulous_hydra.recorder.environment import command_argv, global_rank
 from meticulous_hydra.recorder.experiment import Experiment
 from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
@@ -461,10 +461,8 @@ class MeticulousCallback(Callback):
             value = OmegaConf.to_container(value, resolve=True)
         try:
             exp.summary(value if isinstance(value, dict) else {"return_value": value})
-        except TypeError as e:
-            logging.getLogger("meticulous_hydra").warning(
-                "experiment %s: the task's return value was not recorded: %s", exp.id, e
-            )
+        except TypeError as e:  # NotSerializable: the rest of the run is recorded
+            notice(f"experiment {exp.id}: the task's return value was not recorded: {e}")
 
     def _end_stale_run(self) -> None:
         """A job that left through SystemExit or KeyboardInterrupt skips

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -19,7 +18,7 @@ from meticulous_hydra.exceptions import (  # ResumeMismatchError also imported f
 )
 
 from . import hooks, provenance
-from .announce import announce, previous_status
+from .announce import announce, notice, previous_status
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .gitstate import GitState, entry_code_dir, read_git_state
@@ -459,11 +458,8 @@ class Experiment:
         except OSError as e:
             # Never crash a program at its very end: what was written stays
             # valid, and the reader will call the run DIED.
-            logging.getLogger("meticulous_hydra").error(
-                "cannot record the end of experiment %s in %s: %s",
-                self.id,
-                self.dir,
-                e.strerror or e,
+            notice(
+                f"cannot record the end of experiment {self.id} in {self.dir}: {e.strerror or e}"
             )
 
     def finish_from_exception(self, exc: BaseException) -> None:

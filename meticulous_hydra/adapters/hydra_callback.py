@@ -8,19 +8,22 @@ it creates the output dir, and the resolver claims the folder there. When the
 user chose ``hydra.run.dir`` / ``hydra.sweep.subdir``, Hydra's output goes
 there and the run is still recorded in a folder of its own under the root.
 
-Hydra turns an exception raised in a callback into a warning, so a run that
-can't be recorded is stopped with SystemExit under ``@hydra.main``, and from
-Python (hydra-zen ``launch()``) by an output dir that fails to resolve with
-the RecordingError itself, which reaches the caller.
+Hydra turns an exception raised in a callback into a warning and runs the task
+unrecorded, so every hook stops the run on any exception of ours: with
+SystemExit and one line under ``@hydra.main``, and from Python (hydra-zen
+``launch()``), at the start, by an output dir that fails to resolve with the
+RecordingError itself, which reaches the caller.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import secrets
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -37,6 +40,7 @@ from meticulous_hydra.recorder.announce import notice
 from meticulous_hydra.recorder.environment import command_argv, global_rank
 from meticulous_hydra.recorder.experiment import Experiment
 from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
+from meticulous_hydra.recorder.hooks import status_from_exception
 from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
 
 from .hydra_config import (
@@ -133,6 +137,42 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
+def _as_recording_error(error: Exception, hook: str) -> RecordingError:
+    if isinstance(error, RecordingError):
+        return error
+    text = " ".join(str(error).split())  # OmegaConf's messages take several lines
+    return RecordingError(
+        f"cannot record this run ({hook}): {type(error).__name__}: {text}".rstrip(": ")
+    )
+
+
+_Hook = Callable[..., None]
+
+
+def _stops_the_run(job_dir_key: str | None) -> Callable[[_Hook], _Hook]:
+    """Any exception of ours in the hook stops the run with one line, never
+    Hydra's warning and a task that runs unrecorded: a start hook as a
+    refusal does (:func:`_stop`, ``job_dir_key`` names the dir it would have
+    set); a job hook ends the job's record as ERROR and exits 1."""
+
+    def wrap(hook: _Hook) -> _Hook:
+        @functools.wraps(hook)
+        def guarded(self: MeticulousCallback, config: DictConfig, *args: Any, **kw: Any) -> None:
+            try:
+                hook(self, config, *args, **kw)
+            except Exception as e:
+                error = _as_recording_error(e, hook.__name__)
+                if job_dir_key is not None:
+                    _stop(config, error, job_dir_key)
+                    return
+                self._end_failed_job(f"meticulous-hydra: {error}")
+                _fail(str(error))
+
+        return guarded
+
+    return wrap
+
+
 # Hydra's own values (hydra/conf/hydra/output/default.yaml): any other one was
 # chosen by the user, in a config file or on the command line.
 _HYDRA_DEFAULTS = {
@@ -202,6 +242,7 @@ class MeticulousCallback(Callback):
         self._sweep_root: str | None = None
         self._redirected = False
         self._exp: Experiment | None = None
+        self._claimed: Path | None = None  # this job's folder, once claimed
         # per job: the literal secrets to scrub, and whether Hydra's output
         # dir is the experiment folder (then its files are ours to clean)
         self._hidden: set[str] = set()
@@ -210,6 +251,7 @@ class MeticulousCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_exp"] = None  # a live run never travels to another process
+        state["_claimed"] = None
         return state
 
     @property
@@ -270,49 +312,42 @@ class MeticulousCallback(Callback):
 
     # -- launching process ---------------------------------------------------
 
+    @_stops_the_run("hydra.run.dir")
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if self._off:
             return
         self._begin(config, "RUN")
-        try:
-            self._read_git(config)
-            folder, existed = layout.claim_folder(
-                layout.ensure_root(self._root(config)), self.experiment_id
+        self._read_git(config)
+        folder, existed = layout.claim_folder(
+            layout.ensure_root(self._root(config)), self.experiment_id
+        )
+        if existed and not layout.is_experiment_dir(folder) and any(folder.iterdir()):
+            raise RecordingError(
+                f"{folder} holds files that are not an experiment's: choose another id"
             )
-            if existed and not layout.is_experiment_dir(folder) and any(folder.iterdir()):
-                raise RecordingError(
-                    f"{folder} holds files that are not an experiment's: choose another id"
-                )
-        except RecordingError as e:
-            _stop(config, e, "hydra.run.dir")
-            return
         self._folder = str(folder)
         if not _user_set(config, "hydra.run.dir"):
             config.hydra.run.dir = str(folder)
 
+    @_stops_the_run("hydra.sweep.subdir")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if self._off:
             return
         self._begin(config, "MULTIRUN")
         sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         self._sweep = {"id": sweep_id, "dir": str(Path(str(config.hydra.sweep.dir)).absolute())}
-        try:
-            if self.experiment_id is not None:
-                raise RecordingError(
-                    f"{self._flag}.experiment_id names one folder; a sweep needs one per job: "
-                    "drop it"
-                )
-            self._read_git(config)
-            root = layout.ensure_root(self._root(config))
-            if any(c in str(root) for c in "'\"\\$"):
-                raise RecordingError(
-                    f"the experiments root {root} contains a quote, backslash or $: choose another"
-                )
-            if self._git is not None:
-                self._keep_diff(root, sweep_id)
-        except RecordingError as e:
-            _stop(config, e, "hydra.sweep.subdir")
-            return
+        if self.experiment_id is not None:
+            raise RecordingError(
+                f"{self._flag}.experiment_id names one folder; a sweep needs one per job: drop it"
+            )
+        self._read_git(config)
+        root = layout.ensure_root(self._root(config))
+        if any(c in str(root) for c in "'\"\\$"):
+            raise RecordingError(
+                f"the experiments root {root} contains a quote, backslash or $: choose another"
+            )
+        if self._git is not None:
+            self._keep_diff(root, sweep_id)
         self._sweep_root = str(root)
         if _user_set(config, "hydra.sweep.subdir"):
             return
@@ -355,6 +390,7 @@ class MeticulousCallback(Callback):
         # declared in a way that skipped the start hooks
         return str(layout.claim_next(layout.ensure_root(self._root(config))))
 
+    @_stops_the_run(None)
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
         self._end_stale_run()
         if self._off:
@@ -365,50 +401,48 @@ class MeticulousCallback(Callback):
         provenance.use_packages(self._packages)
         _restore_file_names(task_function, self._main_file)
         hc = HydraConfig.get()
-        try:
-            if not self._git_read:
-                self._read_git(config)
-            resolved, missing = resolve_job_config(config)
-            redactor = Redactor(self.redact)
-            given = raw_strings(hc.overrides.task)
-            typed = OmegaConf.to_container(config, resolve=False)
-            hidden = redactor.secrets(resolved, given, typed)
-            hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
-            job_num = hydra_meta["job_num"]
-            folder = self._job_folder(config, hc, job_num)
-            self._hidden = hidden
-            self._hydra_files_ours = _same_dir(folder, hc.runtime.output_dir)
-            if self._hydra_files_ours:
-                redact_hydra_files(hc, redactor, hidden)
-            sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
-            code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
-            self._exp = Experiment._for_adapter(
-                resolved,
-                folder=folder,
-                description=self.description,
-                capture_output=self.capture_output,
-                overrides=hydra_meta["overrides"],
-                # a secret can reach a path or an id (an output dir named
-                # after the overrides, say): every string is scrubbed
-                metadata=redactor.scrub(
-                    {
-                        "adapter": "hydra",
-                        "hydra": hydra_meta,
-                        "sweep": sweep,
-                        "missing": missing,
-                        "launch": self._launch,
-                        "argv": redactor.argv(command_argv()),
-                        "cwd": os.getcwd(),
-                    },
-                    hidden,
-                ),
-                code_dir=Path(code_file).parent if code_file else None,
-                git_state=self._git,
-                secrets=hidden,
-                redact=self.redact,
-            )
-        except RecordingError as e:
-            _fail(str(e))
+        if not self._git_read:
+            self._read_git(config)
+        resolved, missing = resolve_job_config(config)
+        redactor = Redactor(self.redact)
+        given = raw_strings(hc.overrides.task)
+        typed = OmegaConf.to_container(config, resolve=False)
+        hidden = redactor.secrets(resolved, given, typed)
+        hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
+        job_num = hydra_meta["job_num"]
+        folder = self._job_folder(config, hc, job_num)
+        self._claimed = Path(folder)
+        self._hidden = hidden
+        self._hydra_files_ours = _same_dir(folder, hc.runtime.output_dir)
+        if self._hydra_files_ours:
+            redact_hydra_files(hc, redactor, hidden)
+        sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
+        code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
+        self._exp = Experiment._for_adapter(
+            resolved,
+            folder=folder,
+            description=self.description,
+            capture_output=self.capture_output,
+            overrides=hydra_meta["overrides"],
+            # a secret can reach a path or an id (an output dir named
+            # after the overrides, say): every string is scrubbed
+            metadata=redactor.scrub(
+                {
+                    "adapter": "hydra",
+                    "hydra": hydra_meta,
+                    "sweep": sweep,
+                    "missing": missing,
+                    "launch": self._launch,
+                    "argv": redactor.argv(command_argv()),
+                    "cwd": os.getcwd(),
+                },
+                hidden,
+            ),
+            code_dir=Path(code_file).parent if code_file else None,
+            git_state=self._git,
+            secrets=hidden,
+            redact=self.redact,
+        )
         # A job that returns reaches on_job_end; one still open when the
         # process exits left by an exception Hydra does not catch.
         self._exp.default_end = (
@@ -416,9 +450,11 @@ class MeticulousCallback(Callback):
             "the job exited before returning (SystemExit raised)",
         )
 
+    @_stops_the_run(None)
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        exp, self._exp = self._exp, None
+        exp = self._exp  # ended here, or by the guard if this raises
         if exp is None or exp.norecord:
+            self._exp = None
             if exp is not None:
                 exp.finish()
             return
@@ -429,15 +465,29 @@ class MeticulousCallback(Callback):
             # the public return_value re-raises the error: read it as stored
             error = job_return._return_value
             if isinstance(error, BaseException):
-                exp.finish_from_exception(error)
+                status, detail = status_from_exception(error)
             else:
-                exp.finish(layout.ERROR, repr(error))
-            if self.capture_output:
-                # Hydra prints the traceback after the job, when nothing is
-                # captured any more: the stderr file gets it too
-                _append_status_detail(exp.dir)
+                status, detail = layout.ERROR, repr(error)
+            # Hydra reports a failed run on the terminal once the job is over:
+            # its stdout/stderr files keep what the terminal shows. (A sweep
+            # reports its first failure once the sweep is over: the sweep's.)
+            until_exit = self._mode == "RUN" and _from_command_line()
+            exp.finish(status, detail, output_until_exit=until_exit)
+        self._exp, self._claimed = None, None
         if self._hydra_files_ours:
             self._redact_pickles(config, job_return)
+
+    def _end_failed_job(self, detail: str) -> None:
+        """End the job's record as ERROR: its run, or the folder claimed
+        for it before the run could start (Hydra's output may be there)."""
+        exp, self._exp = self._exp, None
+        claimed, self._claimed = self._claimed, None
+        if exp is not None and not exp.norecord:
+            if not exp.finished:
+                exp.finish(layout.ERROR, detail)
+        elif claimed is not None and not (claimed / layout.STATUS).exists():
+            with contextlib.suppress(OSError):
+                layout.write_status(claimed / layout.STATUS, layout.ERROR, detail)
 
     def _redact_pickles(self, config: DictConfig, job_return: JobReturn) -> None:
         """Hydra's PickleJobInfoCallback pickles the config and the JobReturn
@@ -467,6 +517,7 @@ class MeticulousCallback(Callback):
     def _end_stale_run(self) -> None:
         """A job that left through SystemExit or KeyboardInterrupt skips
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
+        self._claimed = None
         exp, self._exp = self._exp, None
         if exp is not None and not exp.finished:
             exp.finish()
@@ -477,16 +528,6 @@ class MeticulousCallback(Callback):
 
 def _same_dir(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _append_status_detail(folder: Path) -> None:
-    _, detail = layout.parse_status((folder / layout.STATUS).read_text(encoding="utf-8"))
-    if detail:
-        fd = layout.open_append(folder / layout.STDERR)
-        try:
-            os.write(fd, (detail + "\n").encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
 
 
 _DYNAMIC = "<dynamic-code>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
 import os
 import threading
@@ -433,9 +434,14 @@ class Experiment:
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, status, detail)
 
-    def finish(self, status: str | None = None, detail: str = "") -> None:
+    def finish(
+        self, status: str | None = None, detail: str = "", *, output_until_exit: bool = False
+    ) -> None:
         """End the run: write STATUS (default SUCCESS, or what a pending exit
-        said), end time and duration, and restore every stream and hook."""
+        said), end time and duration, and restore every stream and hook.
+        With ``output_until_exit`` the output is captured until the process
+        exits: what is printed then about the run's end (Hydra's report of a
+        failed job) is in its files too."""
         if self._finished:
             return
         self._finished = True
@@ -447,9 +453,11 @@ class Experiment:
         if status is None:
             status, detail = self._pending or self.default_end
         self._beat_stop.set()
-        for tee in reversed(self._tees):
-            tee.stop()
-        self._tees.clear()
+        tees, self._tees = self._tees, []
+        if output_until_exit:
+            atexit.register(_stop_tees, tees)
+        else:
+            _stop_tees(tees)
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
@@ -480,6 +488,11 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
+
+
+def _stop_tees(tees: list[FdTee | StreamTee]) -> None:
+    for tee in reversed(tees):
+        tee.stop()
 
 
 def _claim(

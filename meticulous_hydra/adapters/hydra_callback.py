@@ -5,8 +5,10 @@ it. MULTIRUN can only redirect each job from inside the job process, so
 ``on_multirun_start`` adds an override that makes ``hydra.sweep.subdir`` a
 resolver call (``meticulous.job_dir``); Hydra evaluates it in the job, before
 it creates the output dir, and the resolver claims the folder there. When the
-user chose ``hydra.run.dir`` / ``hydra.sweep.subdir``, Hydra's output goes
-there and the run is still recorded in a folder of its own under the root.
+app set ``hydra.run.dir`` / ``hydra.sweep.subdir`` (in any of its configs or on
+its command line, even to Hydra's default value: see hydra_compose.py),
+Hydra's output goes there and the run is still recorded in a folder of its own
+under the root.
 
 Hydra turns an exception raised in a callback into a warning and runs the task
 unrecorded, so every hook stops the run on any exception of ours: with
@@ -43,6 +45,7 @@ from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
 from meticulous_hydra.recorder.hooks import status_from_exception
 from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
 
+from .hydra_compose import set_by_app
 from .hydra_config import (
     config_cleaner,
     hydra_metadata,
@@ -171,27 +174,6 @@ def _stops_the_run(job_dir_key: str | None) -> Callable[[_Hook], _Hook]:
         return guarded
 
     return wrap
-
-
-# Hydra's own values (hydra/conf/hydra/output/default.yaml): any other one was
-# chosen by the user, in a config file or on the command line.
-_HYDRA_DEFAULTS = {
-    "hydra.run.dir": "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}",
-    "hydra.sweep.subdir": "${hydra.job.num}",
-}
-
-
-def _user_set(config: DictConfig, key: str) -> bool:
-    """Whether the user chose Hydra's output dir ``key``; then it stays theirs."""
-    # raw strings: an override's value may itself be an interpolation
-    if any(o.lstrip("+").startswith(f"{key}=") for o in raw_strings(config.hydra.overrides.hydra)):
-        return True
-    parent, _, leaf = key.rpartition(".")
-    # hydra.run / hydra.sweep: always in a Hydra config
-    raw = cast(
-        "dict[str, Any]", OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)
-    )
-    return raw.get(leaf) != _HYDRA_DEFAULTS[key]
 
 
 def _callbacks(config: DictConfig) -> dict[str, Any]:
@@ -326,7 +308,7 @@ class MeticulousCallback(Callback):
                 f"{folder} holds files that are not an experiment's: choose another id"
             )
         self._folder = str(folder)
-        if not _user_set(config, "hydra.run.dir"):
+        if not set_by_app(config, "hydra.run.dir", kwargs.get("config_name"), multirun=False):
             config.hydra.run.dir = str(folder)
 
     @_stops_the_run("hydra.sweep.subdir")
@@ -349,7 +331,7 @@ class MeticulousCallback(Callback):
         if self._git is not None:
             self._keep_diff(root, sweep_id)
         self._sweep_root = str(root)
-        if _user_set(config, "hydra.sweep.subdir"):
+        if set_by_app(config, "hydra.sweep.subdir", kwargs.get("config_name"), multirun=True):
             return
         _register_resolvers()
         self._redirected = True

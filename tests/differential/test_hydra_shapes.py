@@ -16,9 +16,184 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import status_of
+from helpers import metadata_of, status_of
 
-from .harness import Case, assert_invisible, run_both
+from .harness import Case, Observed, assert_invisible, run_both
+
+GROUP = ["hydra/callbacks=meticulous"]
+
+# -- the lightning-hydra-template's shape --------------------------------------
+
+# Its configs/hydra/default.yaml sets run and sweep dirs of its own under
+# logs/, and `sweep.subdir: ${hydra.job.num}`, which is Hydra's default value
+# but set by the app; checkpoints and the job log go to the output dir.
+TEMPLATE_APP = {
+    "train.py": """
+        import logging
+        import sys
+        from pathlib import Path
+
+        import hydra
+
+        log = logging.getLogger(__name__)
+
+
+        @hydra.main(version_base="1.3", config_path="configs", config_name="train.yaml")
+        def main(cfg):
+            out = Path(cfg.paths.output_dir)
+            (out / "checkpoints").mkdir(exist_ok=True)
+            (out / "checkpoints" / "last.ckpt").write_text(f"weights lr={cfg.model.lr}\\n")
+            print(f"[{cfg.task_name}] lr={cfg.model.lr} tty={sys.stdout.isatty()}")
+            log.info("training done")
+            return cfg.model.lr  # the optimized metric, for a sweeper
+
+
+        if __name__ == "__main__":
+            main()
+    """,
+    "configs/train.yaml": """
+        defaults:
+          - _self_
+          - model: default
+          - paths: default
+          - hydra: default
+
+        task_name: train
+        tags: [dev]
+    """,
+    "configs/model/default.yaml": """
+        lr: 0.001
+        hidden: 64
+    """,
+    "configs/paths/default.yaml": """
+        root_dir: .
+        log_dir: ${paths.root_dir}/logs/
+        output_dir: ${hydra:runtime.output_dir}
+    """,
+    "configs/hydra/default.yaml": """
+        run:
+          dir: ${paths.log_dir}${task_name}/runs/${now:%Y-%m-%d}_${now:%H-%M-%S}
+        sweep:
+          dir: ${paths.log_dir}${task_name}/multiruns/${now:%Y-%m-%d}_${now:%H-%M-%S}
+          subdir: ${hydra.job.num}
+        job_logging:
+          handlers:
+            file:
+              filename: ${hydra.runtime.output_dir}/${task_name}.log
+    """,
+}
+
+
+def jobs_written(seen: Observed, name: str) -> list[str]:
+    return sorted(p for p in seen.files if p.endswith(name))
+
+
+def test_template_sweep_keeps_the_apps_job_dirs(tmp_path: Path) -> None:
+    # 20.3: the template's own sweep.subdir, equal to Hydra's default, is the app's
+    case = Case("template", TEMPLATE_APP, ["train.py", "-m", "model.lr=0.01,0.1"], jobs=2, on=GROUP)
+    _, on = assert_invisible(case, "pipe", tmp_path)
+    assert jobs_written(on, "last.ckpt") == [
+        "logs/train/multiruns/<date>_<time>/0/checkpoints/last.ckpt",
+        "logs/train/multiruns/<date>_<time>/1/checkpoints/last.ckpt",
+    ]
+    root = tmp_path / "template-on" / "experiments"
+    for folder in (root / "1", root / "2"):  # and each job is recorded
+        assert status_of(folder)[0] == "SUCCESS"
+        assert metadata_of(folder)["hydra"]["output_dir"].startswith(
+            str(tmp_path / "template" / "logs" / "train" / "multiruns")
+        )
+
+
+def test_template_tests_sweep_into_their_own_dir(tmp_path: Path) -> None:
+    # 20.3: the template's tests pass hydra.sweep.dir=<tmp>: the jobs go there
+    case = Case(
+        "template-tests",
+        TEMPLATE_APP,
+        ["train.py", "-m", "hydra.sweep.dir=pytest-tmp", "model.lr=0.005,0.01"],
+        on=["hydra/callbacks=meticulous"],
+        jobs=2,
+    )
+    _, on = assert_invisible(case, "pipe", tmp_path)
+    assert jobs_written(on, "last.ckpt") == [
+        "pytest-tmp/0/checkpoints/last.ckpt",
+        "pytest-tmp/1/checkpoints/last.ckpt",
+    ]
+
+
+def test_template_run(tmp_path: Path) -> None:
+    case = Case("template-run", TEMPLATE_APP, ["train.py", "model.lr=0.02"], on=GROUP)
+    _, on = assert_invisible(case, "slowpipe", tmp_path)
+    assert jobs_written(on, "last.ckpt") == ["logs/train/runs/<date>_<time>/checkpoints/last.ckpt"]
+
+
+# -- Hydra's configure_hydra/workdir example's shape ---------------------------
+
+# Its primary config sets hydra.run.dir / sweep.dir and `sweep.subdir:
+# ${hydra.job.num}` itself.
+WORKDIR_APP = {
+    "my_app.py": """
+        import os
+
+        import hydra
+
+
+        @hydra.main(version_base="1.3", config_path="conf", config_name="config")
+        def experiment(cfg):
+            print(os.path.relpath(os.getcwd(), hydra.utils.get_original_cwd()), cfg.a)
+            with open("out.txt", "w") as f:
+                f.write(f"a={cfg.a}\\n")
+
+
+        if __name__ == "__main__":
+            experiment()
+    """,
+    "conf/config.yaml": """
+        # @package _global_
+        hydra:
+          job:
+            chdir: true
+          run:
+            dir: run_dir
+          sweep:
+            dir: sweep_dir
+            subdir: ${hydra.job.num}
+
+        a: a1
+    """,
+}
+
+
+@pytest.mark.parametrize(
+    "on",
+    [
+        ["hydra/callbacks=meticulous"],
+        # declared by hand, as an app's config would
+        ["+hydra.callbacks.tracker._target_=meticulous_hydra.MeticulousCallback"],
+    ],
+    ids=["group", "by-hand"],
+)
+def test_workdir_example_sweep(tmp_path: Path, on: list[str]) -> None:
+    # 20.3, both ways of declaring the callback
+    case = Case("workdir", WORKDIR_APP, ["my_app.py", "-m", "a=a1,a2"], on=on, jobs=2)
+    _, seen = assert_invisible(case, "pipe", tmp_path)
+    assert sorted(p for p in seen.files if p.endswith("out.txt")) == [
+        "sweep_dir/0/out.txt",
+        "sweep_dir/1/out.txt",
+    ]
+
+
+def test_workdir_example_joblib_sweep(tmp_path: Path) -> None:
+    case = Case(
+        "workdir-joblib",
+        WORKDIR_APP,
+        ["my_app.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "a=a1,a2"],
+        jobs=2,
+        on=GROUP,
+        # joblib prints its workers' lines in the order they come
+        substitutions=((re.compile(rb"(?m)^sweep_dir/\d a\d\n"), b"<job line>\n"),),
+    )
+    assert_invisible(case, "pipe", tmp_path)
+
 
 # -- a failing job ----------------------------------------------------------------
 
@@ -56,9 +231,6 @@ FAILING_APP = {
 }
 
 
-GROUP = ["hydra/callbacks=meticulous"]
-
-
 def stderr_file(tmp_path: Path, name: str, folder: str) -> bytes:
     return (tmp_path / f"{name}-on" / "experiments" / folder / "stderr").read_bytes()
 
@@ -76,6 +248,17 @@ def test_failed_job_stderr_file_holds_what_the_terminal_showed(
     assert stderr_file(tmp_path, "failing", "1") == shown
     status, detail = status_of(tmp_path / "failing-on" / "experiments" / "1")
     assert status == "ERROR" and "FileNotFoundError: no such dataset: x.csv" in detail
+
+
+def test_failed_sweep_job_stderr_file_holds_what_it_printed(tmp_path: Path) -> None:
+    case = Case("failing-sweep", FAILING_APP, ["app.py", "-m", "data=ok,x.csv"], jobs=2, on=GROUP)
+    _, on = assert_invisible(case, "pipe", tmp_path)
+    assert on.returncode == 1
+    root = tmp_path / "failing-sweep-on" / "experiments"
+    (failed,) = [f for f in (root / "1", root / "2") if status_of(f)[0] == "ERROR"]
+    # the job printed one line on stderr; Hydra reports the failure after the sweep
+    assert (failed / "stderr").read_bytes() == b"warming up\n"
+    assert "FileNotFoundError: no such dataset: x.csv" in status_of(failed)[1]
 
 
 # -- an exception of ours in a callback hook ---------------------------------------

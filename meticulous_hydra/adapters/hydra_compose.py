@@ -1,0 +1,142 @@
+"""What Hydra's composition of a run says, read where it was made: whether
+the app set one of Hydra's output dirs (:func:`set_by_app`).
+
+Hydra keeps no record of which config set a value, and the value alone can't
+tell: the lightning-hydra-template sets ``hydra.sweep.subdir: ${hydra.job.num}``,
+Hydra's own default. So :func:`set_by_app` looks where a value can come from:
+the command line, then every config of the app's defaults tree (its primary
+config and all it includes, with each swept group's options), then the
+configs chosen for Hydra's own groups (``hydra/output``, ``hydra/env``, ...)
+that are not Hydra's. It reads them through Hydra's own defaults-list code
+(internal to Hydra 1.3; this project pins hydra-core below 1.4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, Override
+from omegaconf import DictConfig, OmegaConf
+
+# Hydra's own values (hydra/conf/hydra/output/default.yaml): any other value
+# was set by someone else, without looking further.
+HYDRA_DEFAULTS = {
+    "hydra.run.dir": "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}",
+    "hydra.sweep.subdir": "${hydra.job.num}",
+}
+# Config sources whose configs are not the app's: Hydra's and ours.
+_NOT_THE_APPS = frozenset({"hydra", "meticulous-hydra"})
+
+
+def _raw(node: Any) -> list[str]:
+    # override values may be interpolations themselves: never resolve them
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
+
+
+def _sets(config: Any, package: str, key: str) -> bool:
+    """Whether ``config``, merged at ``package``, sets the dotted ``key``."""
+    if package:
+        if not key.startswith(package + "."):
+            return False
+        key = key[len(package) + 1 :]
+    node = OmegaConf.to_container(config, resolve=False) if OmegaConf.is_config(config) else config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return node != "???"
+
+
+def _given(overrides: list[str], key: str) -> bool:
+    """Whether a command-line override sets ``key`` or a node above it."""
+    for override in overrides:
+        name = override.split("=", 1)[0].lstrip("+~")
+        if key == name or key.startswith(name + "."):
+            return True
+    return False
+
+
+def _option_package(result: Any, group: str, package: str | None) -> str:
+    """The package a group option is merged at (Hydra's rule: the override's
+    ``@package``, else the config's header, else the group's path)."""
+    chosen = package or (result.header or {}).get("package") or "_group_"
+    chosen = chosen.replace("_group_", group.replace("/", "."))
+    return "" if chosen == "_global_" else chosen.removeprefix("_global_.")
+
+
+def set_by_app(config: DictConfig, key: str, config_name: str | None, multirun: bool) -> bool:
+    """Whether Hydra's output-dir setting ``key`` was set by the app (its
+    configs or its command line), even to Hydra's default value; then it is
+    the app's. ``config`` is the composed config of the launching process."""
+    parent, _, leaf = key.rpartition(".")
+    value = OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False).get(leaf)
+    if value != HYDRA_DEFAULTS[key]:
+        return True
+    hydra_overrides = _raw(config.hydra.overrides.hydra)
+    if _given(hydra_overrides, key):
+        return True
+    return _set_in_configs(config, key, config_name, hydra_overrides, multirun)
+
+
+def _set_in_configs(
+    config: DictConfig,
+    key: str,
+    config_name: str | None,
+    hydra_overrides: list[str],
+    multirun: bool,
+) -> bool:
+    from hydra._internal.config_repository import CachingConfigRepository
+    from hydra._internal.defaults_list import Overrides, _create_defaults_list
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader: Any = GlobalHydra.instance().config_loader()
+    repo = CachingConfigRepository(loader.repository)
+    parsed = OverridesParser.create().parse_overrides(
+        [*hydra_overrides, *_raw(config.hydra.overrides.task)]
+    )
+    loader._process_config_searchpath(config_name, parsed, repo)  # the app's hydra.searchpath
+    # The app's own tree: its primary config and everything it includes. Hydra's
+    # tree (hydra/config) is left out: its overrides of Hydra's groups are then
+    # unused, which only create_defaults_list would check.
+    defaults, _ = _create_defaults_list(
+        repo, config_name, Overrides(repo, parsed), prepend_hydra=False, skip_missing=multirun
+    )
+    for default in defaults:
+        result = repo.load_config(default.config_path) if default.config_path else None
+        if result is None or result.provider in _NOT_THE_APPS:
+            continue
+        if _sets(result.config, default.package or "", key):
+            return True
+    # Each option of a swept group: a job composed with it may set the key.
+    options: list[tuple[str, str, str | None]] = []
+    for override in parsed:
+        if override.is_sweep_override() and repo.group_exists(override.key_or_group):
+            group = override.key_or_group
+            options += [(group, o, override.package) for o in _swept(override, repo, group)]
+    # The options chosen for Hydra's own groups that are not Hydra's.
+    choices = OmegaConf.to_container(config.hydra.runtime.choices, resolve=False) or {}
+    for choice_key, chosen in choices.items():
+        group, _, package = str(choice_key).partition("@")
+        if group.startswith("hydra/") and chosen is not None:
+            for name in chosen if isinstance(chosen, list) else [chosen]:
+                options.append((group, str(name), package or None))
+    for group, name, package in options:
+        path = f"{group}/{name}"
+        source = next((s for s in repo.get_sources() if s.is_config(path)), None)
+        if source is None or source.provider in _NOT_THE_APPS:
+            continue
+        result = repo.load_config(path)
+        if result is None or result.provider in _NOT_THE_APPS:
+            continue
+        if _sets(result.config, _option_package(result, group, package), key):
+            return True
+    return False
+
+
+def _swept(override: Override, repo: Any, group: str) -> list[str]:
+    """The options a sweep override of a config group goes through."""
+    value = override.value()
+    if isinstance(value, Glob):
+        return list(value.filter(repo.get_group_options(group)))
+    return [str(v) for v in override.sweep_string_iterator()]

@@ -10,6 +10,9 @@ its command line, even to Hydra's default value: see hydra_compose.py),
 Hydra's output goes there and the run is still recorded in a folder of its own
 under the root.
 
+The recording switch (``+meticulous=on``) is taken out of the overrides the
+app sees as the run starts, so that no override list or dir name shows it.
+
 Hydra turns an exception raised in a callback into a warning and runs the task
 unrecorded, so every hook stops the run on any exception of ours: with
 SystemExit and one line under ``@hydra.main``, and from Python (hydra-zen
@@ -45,7 +48,7 @@ from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
 from meticulous_hydra.recorder.hooks import status_from_exception
 from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
 
-from .hydra_compose import set_by_app
+from .hydra_compose import set_by_app, take_switch
 from .hydra_config import (
     config_cleaner,
     hydra_metadata,
@@ -210,6 +213,7 @@ class MeticulousCallback(Callback):
         self.norecord = bool(norecord)
         self.redact = list(redact) if redact else []
         # Set in the launching process, then carried to every job by pickling.
+        self._switch: list[str] = []  # +meticulous=on, as given
         self._git: Any = None
         self._git_read = False
         self._sweep: dict[str, Any] | None = None
@@ -296,9 +300,12 @@ class MeticulousCallback(Callback):
 
     @_stops_the_run("hydra.run.dir")
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _writable_as_before(config)
         if self._off:
+            take_switch(config)
             return
         self._begin(config, "RUN")
+        self._switch = take_switch(config)
         self._read_git(config)
         folder, existed = layout.claim_folder(
             layout.ensure_root(self._root(config)), self.experiment_id
@@ -313,9 +320,12 @@ class MeticulousCallback(Callback):
 
     @_stops_the_run("hydra.sweep.subdir")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _writable_as_before(config)
         if self._off:
+            take_switch(config)
             return
         self._begin(config, "MULTIRUN")
+        self._switch = take_switch(config)  # before the sweeper makes its jobs of them
         sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         self._sweep = {"id": sweep_id, "dir": str(Path(str(config.hydra.sweep.dir)).absolute())}
         if self.experiment_id is not None:
@@ -375,6 +385,8 @@ class MeticulousCallback(Callback):
     @_stops_the_run(None)
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
         self._end_stale_run()
+        hc = HydraConfig.get()
+        _writable_as_before(config, hc)
         if self._off:
             self._exp = Experiment(norecord=True) if self.norecord else None
             return
@@ -382,7 +394,6 @@ class MeticulousCallback(Callback):
             self._begin(config, "RUN")
         provenance.use_packages(self._packages)
         _restore_file_names(task_function, self._main_file)
-        hc = HydraConfig.get()
         if not self._git_read:
             self._read_git(config)
         resolved, missing = resolve_job_config(config)
@@ -391,6 +402,8 @@ class MeticulousCallback(Callback):
         typed = OmegaConf.to_container(config, resolve=False)
         hidden = redactor.secrets(resolved, given, typed)
         hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
+        # the switch, out of the app's sight, is in the record: a reproduction records too
+        hydra_meta["overrides"] = [*self._switch, *hydra_meta["overrides"]]
         job_num = hydra_meta["job_num"]
         folder = self._job_folder(config, hc, job_num)
         self._claimed = Path(folder)
@@ -510,6 +523,15 @@ class MeticulousCallback(Callback):
 
 def _same_dir(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _writable_as_before(config: DictConfig, hc: DictConfig | None = None) -> None:
+    """The recording switch made ``hydra.callbacks`` writable to declare the
+    callback after a write-protected primary config (conf/__init__.py): Hydra's
+    node is as write-protected as ever for the app (in its job, ``hc``)."""
+    for hydra_node in (config.hydra, hc):
+        if hydra_node is not None and OmegaConf.is_dict(hydra_node.get("callbacks")):
+            OmegaConf.set_readonly(hydra_node.callbacks, None)
 
 
 _DYNAMIC = "<dynamic-code>"

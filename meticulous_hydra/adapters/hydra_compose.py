@@ -1,5 +1,6 @@
 """What Hydra's composition of a run says, read where it was made: whether
-the app set one of Hydra's output dirs (:func:`set_by_app`).
+the app set one of Hydra's output dirs (:func:`set_by_app`), and the recording
+switch taken out of the overrides the app sees (:func:`take_switch`).
 
 Hydra keeps no record of which config set a value, and the value alone can't
 tell: the lightning-hydra-template sets ``hydra.sweep.subdir: ${hydra.job.num}``,
@@ -19,6 +20,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
 from omegaconf import DictConfig, OmegaConf
 
+from meticulous_hydra import layout
+
 # Hydra's own values (hydra/conf/hydra/output/default.yaml): any other value
 # was set by someone else, without looking further.
 HYDRA_DEFAULTS = {
@@ -27,11 +30,44 @@ HYDRA_DEFAULTS = {
 }
 # Config sources whose configs are not the app's: Hydra's and ours.
 _NOT_THE_APPS = frozenset({"hydra", "meticulous-hydra"})
+# What sweep jobs are composed with in place of ``+meticulous=on``: the same
+# switch (conf/hydra/meticulous/enabled.yaml), a Hydra override.
+JOB_SWITCH = "+hydra/meticulous=enabled"
 
 
 def _raw(node: Any) -> list[str]:
     # override values may be interpolations themselves: never resolve them
     return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
+
+
+def take_switch(config: DictConfig) -> list[str]:
+    """Take the recording switch (``+meticulous=on``, ``meticulous=enabled``)
+    out of the task overrides the app sees, ``hydra.job.override_dirname``
+    (and so out of ``.hydra/overrides.yaml`` and the dirs named after them);
+    return it as given. A switch that added the group becomes
+    :data:`JOB_SWITCH` among Hydra's overrides, which sweep jobs are composed
+    from. ``config`` is the composed config of the launching process, before
+    anything has read it."""
+    given = _raw(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(given)
+    switch = [o for o in parsed if o.key_or_group == layout.OPT_IN_GROUP]
+    if not switch:
+        return []
+    kept = [o for o in parsed if o.key_or_group != layout.OPT_IN_GROUP]
+    config.hydra.overrides.task = [o.input_line for o in kept]
+    if any(o.is_add() for o in switch) and JOB_SWITCH not in _raw(config.hydra.overrides.hydra):
+        config.hydra.overrides.hydra.append(JOB_SWITCH)
+    # Hydra's own function, for the very same name (a key excluded, separators)
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+
+    naming = config.hydra.job.config.override_dirname
+    config.hydra.job.override_dirname = get_overrides_dirname(
+        overrides=kept,
+        exclude_keys=list(naming.exclude_keys),
+        item_sep=naming.item_sep,
+        kv_sep=naming.kv_sep,
+    )
+    return [str(o.input_line) for o in switch]
 
 
 def _sets(config: Any, package: str, key: str) -> bool:

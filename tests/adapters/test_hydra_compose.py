@@ -1,5 +1,6 @@
 """Where a composed Hydra config's settings come from, in-process (Hydra's
-compose API): whether the app set one of Hydra's output dirs."""
+compose API): whether the app set one of Hydra's output dirs, and the
+recording switch taken out of the overrides the app sees."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ from pathlib import Path
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from meticulous_hydra.adapters.hydra_compose import HYDRA_DEFAULTS, set_by_app
+from meticulous_hydra.adapters.hydra_compose import (
+    HYDRA_DEFAULTS,
+    JOB_SWITCH,
+    set_by_app,
+    take_switch,
+)
 
 RUN, SUBDIR = "hydra.run.dir", "hydra.sweep.subdir"
 
@@ -49,6 +55,7 @@ def test_hydras_own_defaults_are_not_the_apps(tmp_path: Path) -> None:
     assert not user_set(conf, [], RUN)
     assert not user_set(conf, ["lr=0.2"], SUBDIR, sweep=["+x=1,2"])
     # the switch's own configs are ours, not the app's
+    assert not user_set(conf, ["+meticulous=on"], SUBDIR)
     assert not user_set(conf, ["hydra/callbacks=meticulous"], RUN)
 
 
@@ -96,7 +103,7 @@ def test_set_by_the_app_even_to_hydras_value(
 ) -> None:
     conf = write(tmp_path, files)
     assert user_set(conf, overrides, SUBDIR)
-    assert user_set(conf, [*overrides, "hydra/callbacks=meticulous"], SUBDIR)
+    assert user_set(conf, [*overrides, "+meticulous=on"], SUBDIR)
 
 
 def test_run_dir_set_by_the_app(tmp_path: Path) -> None:
@@ -124,3 +131,51 @@ def test_hydras_defaults_are_hydras() -> None:
     shipped = resources.files("hydra.conf").joinpath("hydra/output/default.yaml").read_text()
     output = yaml.safe_load(shipped)
     assert {RUN: output["run"]["dir"], SUBDIR: output["sweep"]["subdir"]} == HYDRA_DEFAULTS
+
+
+NAMED_BY_OVERRIDES = {
+    "config.yaml": """
+        defaults:
+          - _self_
+        hydra:
+          job:
+            config:
+              override_dirname:
+                kv_sep: _
+                item_sep: __
+                exclude_keys: [seed]
+        lr: 0.1
+        seed: 1
+        bs: 8
+    """,
+}
+
+
+def test_the_switch_is_in_no_override_the_app_sees(tmp_path: Path) -> None:
+    conf = write(tmp_path, NAMED_BY_OVERRIDES)
+    with composed(conf, ["seed=2", "lr=0.2", "bs=4"]) as untracked:
+        expected = OmegaConf.to_container(untracked.hydra.job, resolve=False)
+        expected_hydra = list(untracked.hydra.overrides.hydra)
+    with composed(conf, ["seed=2", "+meticulous=on", "lr=0.2", "bs=4"]) as cfg:
+        assert cfg.hydra.job.override_dirname == "+meticulous_on__bs_4__lr_0.2"
+        assert take_switch(cfg) == ["+meticulous=on"]
+        assert list(cfg.hydra.overrides.task) == ["seed=2", "lr=0.2", "bs=4"]
+        assert OmegaConf.to_container(cfg.hydra.job, resolve=False) == expected
+        # a sweep's jobs are composed with the switch as a Hydra override
+        assert list(cfg.hydra.overrides.hydra) == [*expected_hydra, JOB_SWITCH]
+        assert take_switch(cfg) == []  # taken once
+
+
+def test_a_switch_the_apps_defaults_list_has(tmp_path: Path) -> None:
+    conf = write(
+        tmp_path,
+        {"config.yaml": "defaults:\n  - meticulous: enabled\n  - _self_\nlr: 0.1\n"},
+    )
+    with composed(conf, ["meticulous=on", "lr=0.3"]) as cfg:
+        assert "meticulous" in cfg.hydra.callbacks
+        hydra_overrides = list(cfg.hydra.overrides.hydra)
+        assert take_switch(cfg) == ["meticulous=on"]
+        assert list(cfg.hydra.overrides.task) == ["lr=0.3"]
+        assert cfg.hydra.job.override_dirname == "lr=0.3"
+        # the app's defaults list declares it in every job: nothing to add
+        assert list(cfg.hydra.overrides.hydra) == hydra_overrides

@@ -18,9 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import metadata_of, status_of
 
-from .harness import Case, Observed, assert_invisible, run_both
-
-GROUP = ["hydra/callbacks=meticulous"]
+from .harness import SWITCH, Case, Observed, assert_invisible, run_both
 
 # -- the lightning-hydra-template's shape --------------------------------------
 
@@ -90,7 +88,7 @@ def jobs_written(seen: Observed, name: str) -> list[str]:
 
 def test_template_sweep_keeps_the_apps_job_dirs(tmp_path: Path) -> None:
     # 20.3: the template's own sweep.subdir, equal to Hydra's default, is the app's
-    case = Case("template", TEMPLATE_APP, ["train.py", "-m", "model.lr=0.01,0.1"], jobs=2, on=GROUP)
+    case = Case("template", TEMPLATE_APP, ["train.py", "-m", "model.lr=0.01,0.1"], jobs=2)
     _, on = assert_invisible(case, "pipe", tmp_path)
     assert jobs_written(on, "last.ckpt") == [
         "logs/train/multiruns/<date>_<time>/0/checkpoints/last.ckpt",
@@ -121,7 +119,7 @@ def test_template_tests_sweep_into_their_own_dir(tmp_path: Path) -> None:
 
 
 def test_template_run(tmp_path: Path) -> None:
-    case = Case("template-run", TEMPLATE_APP, ["train.py", "model.lr=0.02"], on=GROUP)
+    case = Case("template-run", TEMPLATE_APP, ["train.py", "model.lr=0.02"])
     _, on = assert_invisible(case, "slowpipe", tmp_path)
     assert jobs_written(on, "last.ckpt") == ["logs/train/runs/<date>_<time>/checkpoints/last.ckpt"]
 
@@ -188,11 +186,155 @@ def test_workdir_example_joblib_sweep(tmp_path: Path) -> None:
         WORKDIR_APP,
         ["my_app.py", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "a=a1,a2"],
         jobs=2,
-        on=GROUP,
         # joblib prints its workers' lines in the order they come
         substitutions=((re.compile(rb"(?m)^sweep_dir/\d a\d\n"), b"<job line>\n"),),
     )
     assert_invisible(case, "pipe", tmp_path)
+
+
+# -- Hydra's configure_hydra/job_override_dirname example's shape --------------
+
+# Output dirs named by the overrides: any extra override changes the path.
+OVERRIDE_DIRNAME_APP = {
+    "my_app.py": """
+        import os
+
+        import hydra
+        from hydra.core.hydra_config import HydraConfig
+
+
+        @hydra.main(version_base="1.3", config_path=".", config_name="config")
+        def my_app(cfg):
+            hc = HydraConfig.get()
+            print(f"Working dir {os.path.relpath(hc.runtime.output_dir)}")
+            print("overrides:", list(hc.overrides.task), "dirname:", hc.job.override_dirname)
+            with open(os.path.join(hc.runtime.output_dir, "result.txt"), "w") as f:
+                f.write(f"{cfg.learning_rate} {cfg.batch_size} {cfg.seed}\\n")
+
+
+        if __name__ == "__main__":
+            my_app()
+    """,
+    "config.yaml": """
+        hydra:
+          run:
+            dir: outputs/${hydra.job.override_dirname}
+          sweep:
+            dir: multirun
+            subdir: ${hydra.job.override_dirname}/seed=${seed}
+          job:
+            config:
+              override_dirname:
+                exclude_keys:
+                  - seed
+
+        learning_rate: 0.1
+        batch_size: 32
+        seed: 1
+    """,
+}
+
+
+def test_override_dirname_run(tmp_path: Path) -> None:
+    # 20.4: the switch is in no override the app sees, nor in its dir names
+    case = Case("dirname-run", OVERRIDE_DIRNAME_APP, ["my_app.py", "batch_size=64"])
+    _, on = assert_invisible(case, "pipe", tmp_path)
+    assert "outputs/batch_size=64/result.txt" in on.files
+    assert on.files["outputs/batch_size=64/.hydra/overrides.yaml"] == b"- batch_size=64\n"
+
+
+def test_override_dirname_sweep(tmp_path: Path) -> None:
+    case = Case(
+        "dirname-sweep",
+        OVERRIDE_DIRNAME_APP,
+        ["my_app.py", "-m", "batch_size=32", "learning_rate=0.1,0.2", "seed=1,2"],
+        jobs=4,
+    )
+    _, on = assert_invisible(case, "pipe", tmp_path)
+    assert "multirun/batch_size=32,learning_rate=0.1/seed=1/result.txt" in on.files
+    # the switch still reaches the record: a reproduction records too
+    for folder in sorted((tmp_path / "dirname-sweep-on" / "experiments").glob("[0-9]*")):
+        assert SWITCH in metadata_of(folder)["overrides"]
+
+
+def test_override_dirname_joblib_sweep(tmp_path: Path) -> None:
+    # the jobs are composed again in joblib's workers
+    case = Case(
+        "dirname-joblib",
+        OVERRIDE_DIRNAME_APP,
+        ["my_app.py", "-m", "hydra/launcher=joblib", "learning_rate=0.1,0.2"],
+        jobs=2,
+        substitutions=((re.compile(rb"(?m)^(Working dir|overrides:) .*\n"), b"<job line>\n"),),
+    )
+    _, on = assert_invisible(case, "pipe", tmp_path)
+    assert "multirun/learning_rate=0.2/seed=1/result.txt" in on.files
+
+
+# -- Hydra's patterns/write_protect_config_node example's shape ----------------
+
+FROZEN_APP = {
+    "frozen.py": """
+        from dataclasses import dataclass
+
+        import hydra
+        from hydra.core.config_store import ConfigStore
+        from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
+
+
+        @dataclass(frozen=True)
+        class SerialPort:
+            baud_rate: int = 19200
+            data_bits: int = 8
+            stop_bits: int = 1
+
+
+        cs = ConfigStore.instance()
+        cs.store(name="config", node=SerialPort)
+
+
+        @hydra.main(version_base="1.3", config_name="config")
+        def my_app(cfg: SerialPort) -> None:
+            print(cfg)
+            callbacks = HydraConfig.get().callbacks
+            print("Hydra's node write-protected:", OmegaConf.is_readonly(callbacks))
+            try:
+                cfg.baud_rate = 9600
+            except Exception as e:
+                print("write-protected:", type(e).__name__)
+
+
+        if __name__ == "__main__":
+            my_app()
+    """,
+}
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+def test_frozen_structured_config(tmp_path: Path, sweep: bool) -> None:
+    # 20.5: the switch works on a write-protected config, which stays protected
+    dirs = ["-m", "hydra.sweep.dir=out", "hydra.sweep.subdir=${hydra.job.num}"]
+    if not sweep:
+        dirs = ["hydra.run.dir=out"]
+    case = Case("frozen", FROZEN_APP, ["frozen.py", *dirs])
+    _, on = assert_invisible(case, "pipe", tmp_path)
+    assert b"write-protected: ReadonlyConfigError" in on.shown
+
+
+# -- no git repository ---------------------------------------------------------
+
+NO_GIT_NOTICE = re.compile(
+    rb"(?m)^meticulous-hydra: \S+ is not in a git repository: recording without git state\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["pipe", "tty"])
+def test_no_git_repository(tmp_path: Path, mode: str) -> None:
+    # 20.7: the notice is on stderr; stdout is the app's alone
+    case = Case(
+        "no-git", OVERRIDE_DIRNAME_APP, ["my_app.py", "seed=3"], git=False, notices=[NO_GIT_NOTICE]
+    )
+    assert_invisible(case, mode, tmp_path)
 
 
 # -- a failing job ----------------------------------------------------------------
@@ -240,7 +382,7 @@ def test_failed_job_stderr_file_holds_what_the_terminal_showed(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     # 20.9: Hydra's report (its short traceback, the HYDRA_FULL_ERROR hint)
-    case = Case("failing", FAILING_APP, ["app.py", "data=x.csv"], env=env, on=GROUP)
+    case = Case("failing", FAILING_APP, ["app.py", "data=x.csv"], env=env)
     _, on = assert_invisible(case, "pipe", tmp_path)
     assert on.returncode == 1
     shown = re.sub(rb"meticulous-hydra: recording to [^\n]*\n", b"", on.stderr)
@@ -251,7 +393,7 @@ def test_failed_job_stderr_file_holds_what_the_terminal_showed(
 
 
 def test_failed_sweep_job_stderr_file_holds_what_it_printed(tmp_path: Path) -> None:
-    case = Case("failing-sweep", FAILING_APP, ["app.py", "-m", "data=ok,x.csv"], jobs=2, on=GROUP)
+    case = Case("failing-sweep", FAILING_APP, ["app.py", "-m", "data=ok,x.csv"], jobs=2)
     _, on = assert_invisible(case, "pipe", tmp_path)
     assert on.returncode == 1
     root = tmp_path / "failing-sweep-on" / "experiments"
@@ -259,6 +401,32 @@ def test_failed_sweep_job_stderr_file_holds_what_it_printed(tmp_path: Path) -> N
     # the job printed one line on stderr; Hydra reports the failure after the sweep
     assert (failed / "stderr").read_bytes() == b"warming up\n"
     assert "FileNotFoundError: no such dataset: x.csv" in status_of(failed)[1]
+
+
+# -- the switch in a defaults list -----------------------------------------------
+
+
+def test_switch_in_the_apps_defaults_list(tmp_path: Path) -> None:
+    # 20.10: `- meticulous: enabled` survives YAML unquoted (`on` is a boolean)
+    files = {
+        **OVERRIDE_DIRNAME_APP,
+        "tracked.yaml": """
+            defaults:
+              - config
+              - meticulous: enabled
+              - _self_
+        """,
+    }
+    case = Case(
+        "defaults-list",
+        files,
+        ["my_app.py", "--config-name", "config", "batch_size=8"],
+        on=["--config-name", "tracked"],
+        # the one difference the two command lines make
+        substitutions=((re.compile(rb"config_name: tracked"), b"config_name: config"),),
+    )
+    assert_invisible(case, "pipe", tmp_path)
+    assert status_of(tmp_path / "defaults-list-on" / "experiments" / "1")[0] == "SUCCESS"
 
 
 # -- an exception of ours in a callback hook ---------------------------------------

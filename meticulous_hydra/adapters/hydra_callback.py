@@ -525,13 +525,14 @@ def _same_dir(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _writable_as_before(config: DictConfig, hc: DictConfig | None = None) -> None:
+def _writable_as_before(config: DictConfig, hc: HydraConf | None = None) -> None:
     """The recording switch made ``hydra.callbacks`` writable to declare the
     callback after a write-protected primary config (conf/__init__.py): Hydra's
     node is as write-protected as ever for the app (in its job, ``hc``)."""
     for hydra_node in (config.hydra, hc):
-        if hydra_node is not None and OmegaConf.is_dict(hydra_node.get("callbacks")):
-            OmegaConf.set_readonly(hydra_node.callbacks, None)
+        callbacks = getattr(hydra_node, "callbacks", None)  # a DictConfig, typed as HydraConf
+        if isinstance(callbacks, DictConfig):
+            OmegaConf.set_readonly(callbacks, None)
 
 
 _DYNAMIC = "<dynamic-code>"

@@ -14,13 +14,15 @@ that are not Hydra's. It reads them through Hydra's own defaults-list code
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
 from omegaconf import DictConfig, OmegaConf
 
 from meticulous_hydra import layout
+
+from .hydra_config import raw_strings
 
 # Hydra's own values (hydra/conf/hydra/output/default.yaml): any other value
 # was set by someone else, without looking further.
@@ -35,11 +37,6 @@ _NOT_THE_APPS = frozenset({"hydra", "meticulous-hydra"})
 JOB_SWITCH = "+hydra/meticulous=enabled"
 
 
-def _raw(node: Any) -> list[str]:
-    # override values may be interpolations themselves: never resolve them
-    return [str(o) for o in OmegaConf.to_container(node, resolve=False)]
-
-
 def take_switch(config: DictConfig) -> list[str]:
     """Take the recording switch (``+meticulous=on``, ``meticulous=enabled``)
     out of the task overrides the app sees, ``hydra.job.override_dirname``
@@ -48,14 +45,16 @@ def take_switch(config: DictConfig) -> list[str]:
     :data:`JOB_SWITCH` among Hydra's overrides, which sweep jobs are composed
     from. ``config`` is the composed config of the launching process, before
     anything has read it."""
-    given = _raw(config.hydra.overrides.task)
+    given = raw_strings(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(given)
     switch = [o for o in parsed if o.key_or_group == layout.OPT_IN_GROUP]
     if not switch:
         return []
     kept = [o for o in parsed if o.key_or_group != layout.OPT_IN_GROUP]
     config.hydra.overrides.task = [o.input_line for o in kept]
-    if any(o.is_add() for o in switch) and JOB_SWITCH not in _raw(config.hydra.overrides.hydra):
+    if any(o.is_add() for o in switch) and JOB_SWITCH not in raw_strings(
+        config.hydra.overrides.hydra
+    ):
         config.hydra.overrides.hydra.append(JOB_SWITCH)
     # Hydra's own function, for the very same name (a key excluded, separators)
     from hydra._internal.config_loader_impl import get_overrides_dirname
@@ -96,7 +95,7 @@ def _given(overrides: list[str], key: str) -> bool:
 def _option_package(result: Any, group: str, package: str | None) -> str:
     """The package a group option is merged at (Hydra's rule: the override's
     ``@package``, else the config's header, else the group's path)."""
-    chosen = package or (result.header or {}).get("package") or "_group_"
+    chosen = str(package or (result.header or {}).get("package") or "_group_")
     chosen = chosen.replace("_group_", group.replace("/", "."))
     return "" if chosen == "_global_" else chosen.removeprefix("_global_.")
 
@@ -106,10 +105,14 @@ def set_by_app(config: DictConfig, key: str, config_name: str | None, multirun: 
     configs or its command line), even to Hydra's default value; then it is
     the app's. ``config`` is the composed config of the launching process."""
     parent, _, leaf = key.rpartition(".")
-    value = OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False).get(leaf)
+    # hydra.run / hydra.sweep: always in a Hydra config
+    node = cast(
+        "dict[str, Any]", OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)
+    )
+    value = node.get(leaf)
     if value != HYDRA_DEFAULTS[key]:
         return True
-    hydra_overrides = _raw(config.hydra.overrides.hydra)
+    hydra_overrides = raw_strings(config.hydra.overrides.hydra)
     if _given(hydra_overrides, key):
         return True
     return _set_in_configs(config, key, config_name, hydra_overrides, multirun)
@@ -129,7 +132,7 @@ def _set_in_configs(
     loader: Any = GlobalHydra.instance().config_loader()
     repo = CachingConfigRepository(loader.repository)
     parsed = OverridesParser.create().parse_overrides(
-        [*hydra_overrides, *_raw(config.hydra.overrides.task)]
+        [*hydra_overrides, *raw_strings(config.hydra.overrides.task)]
     )
     loader._process_config_searchpath(config_name, parsed, repo)  # the app's hydra.searchpath
     # The app's own tree: its primary config and everything it includes. Hydra's
@@ -151,12 +154,14 @@ def _set_in_configs(
             group = override.key_or_group
             options += [(group, o, override.package) for o in _swept(override, repo, group)]
     # The options chosen for Hydra's own groups that are not Hydra's.
-    choices = OmegaConf.to_container(config.hydra.runtime.choices, resolve=False) or {}
+    choices = cast(
+        "dict[str, Any]", OmegaConf.to_container(config.hydra.runtime.choices, resolve=False)
+    )
     for choice_key, chosen in choices.items():
-        group, _, package = str(choice_key).partition("@")
-        if group.startswith("hydra/") and chosen is not None:
+        hydra_group, _, at = str(choice_key).partition("@")
+        if hydra_group.startswith("hydra/") and chosen is not None:
             for name in chosen if isinstance(chosen, list) else [chosen]:
-                options.append((group, str(name), package or None))
+                options.append((hydra_group, str(name), at or None))
     for group, name, package in options:
         path = f"{group}/{name}"
         source = next((s for s in repo.get_sources() if s.is_config(path)), None)

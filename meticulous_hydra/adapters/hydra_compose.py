@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from hydra._internal.config_repository import CachingConfigRepository, ConfigRepository
+from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
 from omegaconf import DictConfig, OmegaConf
@@ -32,6 +34,8 @@ HYDRA_DEFAULTS = {
 }
 # Config sources whose configs are not the app's: Hydra's and ours.
 _NOT_THE_APPS = frozenset({"hydra", "meticulous-hydra"})
+# The recording switch's groups.
+_SWITCH_GROUPS = frozenset({layout.OPT_IN_GROUP, f"hydra/{layout.OPT_IN_GROUP}"})
 # What sweep jobs are composed with in place of ``+meticulous=on``: the same
 # switch (conf/hydra/meticulous/enabled.yaml), a Hydra override.
 JOB_SWITCH = "+hydra/meticulous=enabled"
@@ -125,19 +129,19 @@ def _set_in_configs(
     hydra_overrides: list[str],
     multirun: bool,
 ) -> bool:
-    from hydra._internal.config_repository import CachingConfigRepository
-    from hydra._internal.defaults_list import Overrides, _create_defaults_list
-    from hydra.core.global_hydra import GlobalHydra
-
-    loader: Any = GlobalHydra.instance().config_loader()
-    repo = CachingConfigRepository(loader.repository)
-    parsed = OverridesParser.create().parse_overrides(
-        [*hydra_overrides, *raw_strings(config.hydra.overrides.task)]
-    )
-    loader._process_config_searchpath(config_name, parsed, repo)  # the app's hydra.searchpath
+    repo = _repository(config)
+    parsed = [
+        o
+        for o in OverridesParser.create().parse_overrides(
+            [*hydra_overrides, *raw_strings(config.hydra.overrides.task)]
+        )
+        if o.key_or_group.partition("@")[0] not in _SWITCH_GROUPS  # ours: nothing to read
+    ]
     # The app's own tree: its primary config and everything it includes. Hydra's
     # tree (hydra/config) is left out: its overrides of Hydra's groups are then
     # unused, which only create_defaults_list would check.
+    from hydra._internal.defaults_list import Overrides, _create_defaults_list
+
     defaults, _ = _create_defaults_list(
         repo, config_name, Overrides(repo, parsed), prepend_hydra=False, skip_missing=multirun
     )
@@ -173,6 +177,25 @@ def _set_in_configs(
         if _sets(result.config, _option_package(result, group, package), key):
             return True
     return False
+
+
+class _Repository(CachingConfigRepository):
+    """A caching config repository over a repository of our own: Hydra's own
+    copies its delegate first (the whole ConfigStore with it: half the time
+    all this took), for a repository it shares."""
+
+    def __init__(self, delegate: ConfigRepository) -> None:
+        self.delegate = delegate
+        self.cache = {}
+
+
+def _repository(config: DictConfig) -> _Repository:
+    """Hydra's config repository over the config sources the run was composed
+    from (its ``hydra.searchpath`` included)."""
+    search_path = ConfigSearchPathImpl()
+    for source in config.hydra.runtime.config_sources:
+        search_path.append(provider=source.provider, path=f"{source.schema}://{source.path}")
+    return _Repository(ConfigRepository(search_path))
 
 
 def _swept(override: Override, repo: Any, group: str) -> list[str]:

@@ -1,4 +1,6 @@
-"""The one line an adapter prints on stderr when a run starts recording."""
+"""The one line an adapter prints on stderr when a run starts recording, and
+the few notices a run may need to give: all on stderr, never stdout (the
+program's own, read by pipes and parsers)."""
 
 from __future__ import annotations
 
@@ -50,4 +52,11 @@ def announce(
             root = os.path.dirname(os.path.normpath(os.path.abspath(folder)))
             line += f" (a new experiments root: {root})"
     sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def notice(message: str) -> None:
+    """``meticulous-hydra: <message>``, one line on stderr. Not through
+    ``logging``: under Hydra the root logger prints to stdout."""
+    sys.stderr.write(f"meticulous-hydra: {message}\n")
     sys.stderr.flush()

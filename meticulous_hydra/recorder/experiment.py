@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
-import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -19,7 +19,7 @@ from meticulous_hydra.exceptions import (  # ResumeMismatchError also imported f
 )
 
 from . import hooks, provenance
-from .announce import announce, previous_status
+from .announce import announce, notice, previous_status
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .gitstate import GitState, entry_code_dir, read_git_state
@@ -504,9 +504,14 @@ class Experiment:
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, status, detail)
 
-    def finish(self, status: str | None = None, detail: str = "") -> None:
+    def finish(
+        self, status: str | None = None, detail: str = "", *, output_until_exit: bool = False
+    ) -> None:
         """End the run: write STATUS (default SUCCESS, or what a pending exit
-        said), end time and duration, and restore every stream and hook."""
+        said), end time and duration, and restore every stream and hook.
+        With ``output_until_exit`` the output is captured until the process
+        exits: what is printed then about the run's end (Hydra's report of a
+        failed job) is in its files too."""
         if self._finished:
             return
         self._finished = True
@@ -519,9 +524,11 @@ class Experiment:
             status, detail = self._pending or self.default_end
         status, detail = self._requeue_status(status, detail)
         self._beat_stop.set()
-        for tee in reversed(self._tees):
-            tee.stop()
-        self._tees.clear()
+        tees, self._tees = self._tees, []
+        if output_until_exit:
+            atexit.register(_stop_tees, tees)
+        else:
+            _stop_tees(tees)
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
@@ -530,11 +537,8 @@ class Experiment:
         except OSError as e:
             # Never crash a program at its very end: what was written stays
             # valid, and the reader will call the run DIED.
-            logging.getLogger("meticulous_hydra").error(
-                "cannot record the end of experiment %s in %s: %s",
-                self.id,
-                self.dir,
-                e.strerror or e,
+            notice(
+                f"cannot record the end of experiment {self.id} in {self.dir}: {e.strerror or e}"
             )
 
     def finish_from_exception(self, exc: BaseException) -> None:
@@ -555,6 +559,11 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
+
+
+def _stop_tees(tees: list[FdTee | StreamTee]) -> None:
+    for tee in reversed(tees):
+        tee.stop()
 
 
 def _claim(

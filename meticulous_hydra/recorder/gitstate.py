@@ -14,7 +14,6 @@ refused (or, allowed dirty, recorded with it) before it starts.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import shutil
@@ -26,8 +25,8 @@ from typing import Any
 
 from meticulous_hydra import layout
 from meticulous_hydra.exceptions import DirtyRepoError  # older code imports it from here
+from meticulous_hydra.recorder.announce import notice
 
-log = logging.getLogger("meticulous_hydra")
 _warned_no_repo = False
 
 # Untracked code that ran is saved in the run folder up to this many bytes in all.
@@ -348,7 +347,7 @@ def _warn_once(message: str) -> None:
     global _warned_no_repo
     if not _warned_no_repo:
         _warned_no_repo = True
-        log.warning(message)
+        notice(message)
 
 
 def read_git_state(code_dir: Path, *, allow_dirty: bool, flag_hint: str) -> GitState | None:

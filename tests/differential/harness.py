@@ -13,6 +13,10 @@ the :data:`MODES`:
 - ``slowpipe``: the same, with stdout read in small chunks by a slow reader;
 - ``head``: stdout goes to a real ``head -1`` (``python app.py | head -1``).
 
+Under ``tty``, a case with ``resize`` (``(trigger, (rows, columns))``) has its
+terminal resized once the terminal has shown ``trigger``, as a user dragging
+the window does: the app's process group gets SIGWINCH.
+
 It compares the exit code, the bytes shown (the terminal, or each pipe),
 without the recording line, and every file outside the experiments root
 (``.git`` aside), contents included: Hydra's own files, the app's outputs,
@@ -85,6 +89,8 @@ class Case:
     timeout: float = 90
     # lines of ours tracking adds on stderr besides the recording line (see above)
     notices: Sequence[re.Pattern[bytes]] = ()
+    # tty mode: once the terminal has shown the bytes, resize it to (rows, columns)
+    resize: tuple[bytes, tuple[int, int]] | None = None
 
 
 @dataclass
@@ -145,7 +151,13 @@ def _env(case: Case, tracking: bool) -> dict[str, str]:
     return env
 
 
-def _run_tty(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) -> Observed:
+def _run_tty(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    resize: tuple[bytes, tuple[int, int]] | None = None,
+) -> Observed:
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *TTY_SIZE, 0, 0))
 
@@ -181,6 +193,10 @@ def _run_tty(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) ->
             if not chunk:
                 break
             shown += chunk
+            if resize is not None and resize[0] in shown:
+                # the kernel sends SIGWINCH to the terminal's foreground group
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", *resize[1], 0, 0))
+                resize = None
     finally:
         os.close(master)
     returncode = proc.wait(timeout=30)
@@ -245,7 +261,7 @@ def observe(case: Case, mode: str, tracking: bool, app: Path) -> Observed:
     argv = [sys.executable, *case.argv, *(case.on if tracking else [])]
     env = _env(case, tracking)
     if mode == "tty":
-        seen = _run_tty(argv, app, env, case.timeout)
+        seen = _run_tty(argv, app, env, case.timeout, case.resize)
     elif mode in ("pipe", "slowpipe"):
         seen = _run_pipes(argv, app, env, case.timeout, slow=mode == "slowpipe")
     elif mode == "head":

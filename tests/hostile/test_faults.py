@@ -242,48 +242,6 @@ def test_interrupted_runs_end_interrupted(
 # -- disks that fail -------------------------------------------------------------------------
 
 
-FULL_DISK = """
-import json, sys, yaml
-from pathlib import Path
-from meticulous_hydra import Experiment
-from meticulous_hydra.layout import StorageError
-
-exp = Experiment({"lr": 0.1}, root="disk/experiments", code_dir=".")
-sys.stdout.write("x" * 100 + "\\n")
-sys.stdout.write(("y" * 1000 + "\\n") * 600)   # more than the disk holds
-sys.stdout.flush()
-try:
-    exp.summary({"big": "z" * 400_000})
-except StorageError as e:
-    print("ERROR:", e, file=sys.stderr)
-print("the program still prints", flush=True)
-exp.finish()
-folder = exp.dir
-print("CHECK", json.dumps({
-    "metadata": json.loads((folder / "metadata.json").read_text())["id"],
-    "config": yaml.safe_load((folder / "config.yaml").read_text()),
-    "status": (folder / "STATUS").read_text().splitlines()[0],
-    "stdout_starts": (folder / "stdout").read_text()[:5],
-}), flush=True)
-"""
-
-
-def test_full_disk(tmp_path: Path) -> None:
-    write_script(tmp_path, "full.py", FULL_DISK)
-    (tmp_path / "disk").mkdir()
-    proc = in_mount_namespace(
-        "mount -t tmpfs -o size=256k tmpfs disk", [sys.executable, "full.py"], tmp_path
-    )
-    assert proc.returncode == 0, proc.stderr
-    error = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
-    assert len(error) == 1 and "summary.json" in error[0] and "No space left on device" in error[0]
-    assert "stopped copying output to" in proc.stdout + proc.stderr
-    assert "the program still prints" in proc.stdout
-    check = json.loads(proc.stdout.split("CHECK ", 1)[1])
-    assert check["metadata"] == "1" and check["config"] == {"lr": 0.1}
-    assert check["status"] in ("RUNNING", "SUCCESS") and check["stdout_starts"] == "xxxxx"
-
-
 def test_read_only_root_fails_before_the_task(tmp_path: Path) -> None:
     app = make_repo(
         tmp_path / "app",

@@ -28,6 +28,17 @@ METADATA = "metadata.json"
 STATUS = "STATUS"
 STDOUT = "stdout"
 STDERR = "stderr"
+# room held while a run records, freed to write its end on a full disk
+END_RESERVE = ".end-reserve"
+# metadata "capture": how fd 1 (2) was captured: teed through a pipe (a pipe
+# or file), through a pseudo-terminal (a terminal), or not (closed at start);
+# stderr IN_STDOUT: it was stdout's terminal, and its bytes are in stdout
+CAPTURE_PIPE, CAPTURE_TERMINAL, CAPTURE_CLOSED, CAPTURE_IN_STDOUT = (
+    "pipe",
+    "terminal",
+    "closed",
+    STDOUT,
+)
 SUMMARY = "summary.json"
 METRICS = "metrics.jsonl"
 GIT_DIFF = "git.diff"

@@ -77,6 +77,12 @@ def short_detail(status: str, detail: str) -> str:
     if not lines:
         return ""
     if status == layout.ERROR and lines[0].startswith("Traceback"):
+        # the first unindented line after the last traceback's frames: notes
+        # of the recorder (the disk filled, ...) may follow it
+        last = max(i for i, line in enumerate(lines) if line.startswith("Traceback"))
+        for line in lines[last + 1 :]:
+            if not line[:1].isspace():
+                return line.strip()
         return lines[-1].strip()
     return lines[0].strip()
 

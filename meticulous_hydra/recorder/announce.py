@@ -51,6 +51,8 @@ def announce(
         if new_root:
             root = os.path.dirname(os.path.normpath(os.path.abspath(folder)))
             line += f" (a new experiments root: {root})"
+    if sys.stderr is None:
+        return  # stderr was closed when Python started: it stays closed
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
 

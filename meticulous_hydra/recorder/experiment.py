@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as _dt
+import errno
 import os
+import shlex
+import signal
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,9 +23,8 @@ from meticulous_hydra.exceptions import (  # ResumeMismatchError also imported f
     StorageError,
 )
 
-from . import hooks, provenance
+from . import capture, hooks, provenance
 from .announce import announce, notice, previous_status
-from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .gitstate import GitState, entry_code_dir, read_git_state
 from .hooks import status_from_exception
@@ -28,6 +32,9 @@ from .redact import DEFAULT_PATTERNS, Redactor
 
 HEARTBEAT_SECONDS = 60.0
 _NOT_GIVEN: Any = object()
+# Held in the folder while the run records (docs/FORMAT.md): on a full disk,
+# freeing it makes room for the final STATUS and metadata.json.
+_RESERVE_BYTES = 64 * 1024
 
 
 def current() -> Experiment | None:
@@ -143,8 +150,10 @@ class Experiment:
         self.description = description
         self._finished = False
         self._pid = os.getpid()
-        self._tees: list[FdTee | StreamTee] = []
-        self._metrics_fd: int | None = None
+        self._capture: capture.Capture | None = None
+        self._metrics_fd: Any = None  # an fd, or _FULL once the disk filled
+        # what the status detail adds at the end: the disk filled, a reader went away
+        self._notes: list[str] = []
         self._beat_stop = threading.Event()
         self._pending: tuple[str, str] | None = None
         self._summary: dict[str, Any] = {}
@@ -158,7 +167,7 @@ class Experiment:
         if experiment_id is not None and not self.norecord:
             experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
         layout.check_depth(dict(config or {}), "the config")
-        redactor = Redactor(redact)
+        redactor = self._redactor = Redactor(redact)
         redacted: list[str] = []
         plain = _plain_config(config)
         # a secret's value is hidden wherever it appears: in a URL or a
@@ -205,6 +214,7 @@ class Experiment:
             hooks.track(self)
             return
         self.metadata.update(provenance.start_metadata(self.config, description))
+        self.metadata["capture"] = capture.plan() if capture_output else None
         # made before the folder exists: an end by a signal that came while yaml
         # was being imported must not import it again (it is half-imported then)
         self._yaml_text = _dump_yaml(self._yaml_config)
@@ -231,6 +241,7 @@ class Experiment:
             # a run that cannot start is not one: the error goes to the caller
             hooks.untrack(self)
             raise
+        _watch_exec()
 
     @classmethod
     def _for_adapter(
@@ -390,6 +401,7 @@ class Experiment:
             self.git.save_untracked_code(self.dir)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
+        self._hold_reserve()
 
     def _write_config(self) -> None:
         # A resumed run keeps the config files it was recorded with.
@@ -401,14 +413,55 @@ class Experiment:
     def _write_metadata(self) -> None:
         layout.write_json(self.dir / layout.METADATA, self.metadata)
 
+    def _hold_reserve(self) -> None:
+        """Room for the end on a full disk: the final STATUS and metadata.json
+        are new files (written, then renamed over the old ones)."""
+        size = _RESERVE_BYTES + len(layout.dumps_json(self.metadata))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        fd = os.open(self.dir / layout.END_RESERVE, flags, layout.FILE_MODE)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as e:
+                if e.errno in capture.DISK_FULL:
+                    raise
+                os.write(fd, bytes(size))  # a filesystem without fallocate
+        finally:
+            os.close(fd)
+
+    def _free_reserve(self) -> None:
+        try:
+            os.unlink(self.dir / layout.END_RESERVE)
+        except FileNotFoundError:
+            pass
+
     def _start_capture(self) -> None:
-        for fd, stream, name in ((1, "stdout", layout.STDOUT), (2, "stderr", layout.STDERR)):
-            tees: list[FdTee | StreamTee] = [FdTee(fd, self.dir / name)]
-            if StreamTee.needed(stream, fd):
-                tees.append(StreamTee(stream, self.dir / name))
-            for tee in tees:
-                tee.start()
-                self._tees.append(tee)
+        self._capture = capture.Capture(self.dir, self.metadata["capture"], self._notes)
+        self._capture.start(on_gone=self._output_gone)
+
+    def _output_gone(self, kind: str, text: str) -> None:
+        """A pump thread found the reader of stdout (stderr) gone. A program
+        that lets SIGPIPE kill it dies at its next write there: the status
+        says so now, as nothing of ours runs then; a normal end replaces it."""
+        if kind == capture.BROKEN_PIPE and signal.getsignal(signal.SIGPIPE) == signal.SIG_DFL:
+            try:
+                self._write_end(layout.INTERRUPTED, f"SIGPIPE ({text})")
+            except OSError:
+                pass
+
+    def _disk_full(self, name: str, error: OSError) -> None:
+        """A write of ours found the disk full: the program goes on, the
+        status detail will say what is incomplete, and stderr says it once."""
+        if any(n.startswith(f"{name}: ") for n in self._notes):
+            return
+        why = error.strerror or error
+        self._notes.append(f"{name}: the disk filled ({why}): not all of it was written")
+        line = f"meticulous-hydra: the disk is full: {self.dir / name} is not written ({why}); the run goes on"
+        if self._capture is not None:
+            self._capture.notice(line)
+        elif sys.stderr is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(line + "\n")
 
     def _heartbeat(self) -> None:
         # STATUS's mtime is the sign of life the reader checks for runs on
@@ -422,23 +475,38 @@ class Experiment:
     # -- during the run ------------------------------------------------------
 
     def summary(self, values: Mapping[str, Any]) -> None:
-        """Merge ``values`` into summary.json (nested dicts merge by key)."""
+        """Merge ``values`` into summary.json (nested dicts merge by key).
+
+        On a full disk the file keeps its last version, the run goes on and
+        its status detail says so; the next summary() writes all values."""
         if self.norecord:
             return
         layout.check_depth(dict(values), "the summary", NotSerializable)
         converted = Redactor.scrub(layout.to_jsonable(dict(values), strict=True), self._secrets)
-        merged = layout.deep_merge(_copy_tree(self._summary), converted)
-        self._storage(layout.write_json, self.dir / layout.SUMMARY, merged)
-        self._summary = merged
+        self._summary = layout.deep_merge(_copy_tree(self._summary), converted)
+        self._summary_written = self._write_summary()
 
-    def _storage(self, write: Any, target: Any, *args: Any, name: str = "") -> Any:
-        """Run a write; a failing one becomes a StorageError naming the file."""
+    _summary_written = True
+
+    def _write_summary(self) -> bool:
+        path = self.dir / layout.SUMMARY
+        return (
+            self._storage(layout.write_json, path, self._summary, name=layout.SUMMARY) is not _FULL
+        )
+
+    def _storage(self, write: Any, target: Any, *args: Any, name: str) -> Any:
+        """Run a write to the file ``name``: a full disk is noted (the
+        program goes on, see _disk_full) and returns _FULL; any other
+        failure becomes a StorageError naming the file."""
         try:
             return write(target, *args)
         except OSError as e:
-            where = self.dir / name if name else target
+            if e.errno in capture.DISK_FULL:
+                self._disk_full(name, e)
+                return _FULL
             raise StorageError(
-                e.errno, f"cannot write {where}: {e.strerror or e}; free space or fix permissions"
+                e.errno,
+                f"cannot write {self.dir / name}: {e.strerror or e}; free space or fix permissions",
             ) from e
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
@@ -455,9 +523,18 @@ class Experiment:
             record = Redactor.scrub(record, self._secrets)
         line = (layout.dumps_json(record, indent=None) + "\n").encode("utf-8")
         if self._metrics_fd is None:
-            self._metrics_fd = self._storage(layout.open_append, self.dir / layout.METRICS)
+            path = self.dir / layout.METRICS
+            self._metrics_fd = self._storage(layout.open_append, path, name=layout.METRICS)
+        if self._metrics_fd is _FULL:
+            return  # the disk filled: no more lines, so none is glued to a partial one
         # One write per line: a crash never leaves half a line before a whole one.
-        self._storage(os.write, self._metrics_fd, line, name=layout.METRICS)
+        written = self._storage(os.write, self._metrics_fd, line, name=layout.METRICS)
+        if written is not _FULL and written < len(line):  # the last bytes the disk had
+            self._disk_full(layout.METRICS, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+            written = _FULL
+        if written is _FULL:
+            self._close_metrics()
+            self._metrics_fd = _FULL
 
     def open(self, name: str | os.PathLike[str], mode: str = "r", **kwargs: Any) -> IO[Any]:
         """Open a file inside the experiment folder (the cwd under norecord);
@@ -504,6 +581,11 @@ class Experiment:
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, status, detail)
 
+    def _close_metrics(self) -> None:
+        fd, self._metrics_fd = self._metrics_fd, None
+        if isinstance(fd, int):
+            os.close(fd)
+
     def finish(
         self, status: str | None = None, detail: str = "", *, output_until_exit: bool = False
     ) -> None:
@@ -512,34 +594,72 @@ class Experiment:
         With ``output_until_exit`` the output is captured until the process
         exits: what is printed then about the run's end (Hydra's report of a
         failed job) is in its files too."""
-        if self._finished:
-            return
-        self._finished = True
-        hooks.untrack(self)
-        if self.norecord or os.getpid() != self._pid:
-            # A forked child (a data loader worker, say) inherited the object
-            # and the hooks: the run is its parent's to end.
+        if not self._ending():
             return
         if status is None:
             status, detail = self._pending or self.default_end
         status, detail = self._requeue_status(status, detail)
+        if self._capture is not None:
+            if output_until_exit:
+                atexit.register(self._capture.stop)
+            else:
+                self._capture.stop()
+        self._end(status, detail)
+
+    def _ending(self) -> bool:
+        """Mark the run ended; whether this process has its end to record."""
+        if self._finished:
+            return False
+        self._finished = True
+        hooks.untrack(self)
+        # A forked child (a data loader worker, say) inherited the object
+        # and the hooks: the run is its parent's to end.
+        return not self.norecord and os.getpid() == self._pid
+
+    def _end(self, status: str, detail: str) -> None:
+        """Write the end, with the notes of what went wrong on the way; on a
+        full disk, with the room held in reserve."""
         self._beat_stop.set()
-        tees, self._tees = self._tees, []
-        if output_until_exit:
-            atexit.register(_stop_tees, tees)
-        else:
-            _stop_tees(tees)
-        if self._metrics_fd is not None:
-            os.close(self._metrics_fd)
-            self._metrics_fd = None
+        self._close_metrics()
+        if not self._summary_written:
+            self._summary_written = self._write_summary()
+        if self._summary_written:  # a later summary() found room
+            self._notes = [n for n in self._notes if not n.startswith(f"{layout.SUMMARY}: ")]
+        if self._notes:  # in the order they happened
+            detail = "\n".join([detail.rstrip("\n"), *self._notes] if detail else self._notes)
         try:
-            self._write_end(status, detail)
+            try:
+                self._write_end(status, detail)
+            except OSError as e:
+                if e.errno not in capture.DISK_FULL:
+                    raise
+                self._free_reserve()
+                # STATUS first: it matters most
+                layout.write_status(self.dir / layout.STATUS, status, detail)
+                self._write_metadata()
         except OSError as e:
             # Never crash a program at its very end: what was written stays
             # valid, and the reader will call the run DIED.
             notice(
                 f"cannot record the end of experiment {self.id} in {self.dir}: {e.strerror or e}"
             )
+        self._free_reserve()
+
+    def _end_for_exec(self, path: Any, argv: Sequence[Any]) -> None:
+        """os.exec* is about to replace the process: the record ends here
+        (docs/FORMAT.md), and the capture goes on in relay processes, so
+        that the program it becomes prints to the terminal and the files."""
+        if not self._ending():
+            return
+        if self._capture is not None:
+            self._capture.hand_over()
+        command = [os.fsdecode(a) for a in [path, *list(argv)[1:]] if not isinstance(a, int)]
+        self._end(
+            layout.SUCCESS,
+            f"exec: {shlex.join(Redactor.scrub(self._redactor.argv(command), self._secrets))}\n"
+            "the process went on as that program: its output is appended to stdout and "
+            "stderr, its exit code is not recorded",
+        )
 
     def finish_from_exception(self, exc: BaseException) -> None:
         self.finish(*status_from_exception(exc))
@@ -561,9 +681,34 @@ class Experiment:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
 
 
-def _stop_tees(tees: list[FdTee | StreamTee]) -> None:
-    for tee in reversed(tees):
-        tee.stop()
+# A write of ours that found the disk full (Experiment._storage).
+_FULL: Any = object()
+_exec_watched = False
+
+
+def _watch_exec() -> None:
+    """Once a process records: an audit hook ends its runs just before an
+    os.exec* replaces it (audit hooks can't be removed; it does nothing
+    while no run records)."""
+    global _exec_watched
+    if not _exec_watched:
+        _exec_watched = True
+        sys.addaudithook(_audit)
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event != "os.exec" or current() is None:
+        return
+    try:
+        path, argv = args[0], args[1]
+        if not isinstance(path, int) and not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            return  # this exec fails (os.execvp tries each PATH entry): the run goes on
+        seen = set()
+        while (exp := current()) is not None and id(exp) not in seen:
+            seen.add(id(exp))
+            exp._end_for_exec(path, argv)
+    except Exception:
+        pass  # an exception here would stop the exec
 
 
 def _claim(

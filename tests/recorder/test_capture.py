@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
 import select
+import signal
 import struct
 import subprocess
 import sys
 import termios
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from helpers import run_python, status_of, watchdog, write_script
 
+from meticulous_hydra.recorder import capture
 from meticulous_hydra.recorder.capture import FdTee
 
 
@@ -159,3 +163,108 @@ def test_a_child_that_outlives_the_process_still_reaches_the_pipe(tmp_path: Path
     folder = tmp_path / "experiments" / "1"
     assert status_of(folder)[0] == "SUCCESS"
     assert (folder / "stdout").read_text() == "run output\nafter the parent exited\n"
+
+
+def _until(condition: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Wait for ``condition`` (checked after each short wait), failing after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"never happened: {what}"
+        threading.Event().wait(0.01)
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while select.select([fd], [], [], 0)[0]:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except OSError:  # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def test_a_terminal_gets_a_pseudo_terminal_set_up_as_it(tmp_path: Path) -> None:
+    # The "real terminal" is a pseudo-terminal of this test (its master read
+    # here), the fd teed is its slave.
+    master, terminal = os.openpty()
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 77, 0, 0))
+    real_attrs = termios.tcgetattr(terminal)
+    tee = FdTee(terminal, tmp_path / "out", terminal=True)
+    tee.start()
+    try:
+        assert tee.mode == "terminal" and os.isatty(terminal)
+        assert os.ttyname(terminal) != os.ttyname(master)  # another one: ours
+        attrs = termios.tcgetattr(terminal)
+        assert attrs[1] == real_attrs[1] & ~termios.OPOST  # the real one post-processes
+        assert [attrs[i] for i in (0, 2, 3)] == [real_attrs[i] for i in (0, 2, 3)]
+        assert tuple(os.get_terminal_size(terminal)) == (77, 33)
+        # a resize: followed at once by the handler, and within 0.1 s without it
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 50, 0, 0))
+        capture._WINCH.handle(signal.SIGWINCH, None)
+        assert tuple(os.get_terminal_size(terminal)) == (50, 20)
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 21, 51, 0, 0))
+        _until(lambda: tuple(os.get_terminal_size(terminal)) == (51, 21), "the size followed")
+        os.write(terminal, b"a\tb\n\r\x1b[32mc\x00\n")
+    finally:
+        tee.stop()
+    shown = _read_all(master)
+    os.close(master)
+    os.close(terminal)
+    # the same bytes on screen as without the pseudo-terminal: ONLCR once
+    assert shown == b"a\tb\r\n\r\x1b[32mc\x00\r\n"
+    assert (tmp_path / "out").read_bytes() == b"a\tb\n\r\x1b[32mc\x00\n"
+
+
+def test_a_reader_that_went_away_closes_the_pipe(tmp_path: Path) -> None:
+    # `| head -1`: once the pump finds the reader gone, the program's next
+    # write fails with EPIPE, as it would without the tee, and the file
+    # is not filled any further
+    reader, fd = os.pipe()
+    events: list[tuple[str, str]] = []
+    tee = FdTee(fd, tmp_path / "out", event=lambda *e: events.append(e))
+    tee.start()
+    try:
+        os.write(fd, b"first\n")
+        _until(lambda: os.read(reader, 100) == b"first\n", "the first line read")
+        os.close(reader)
+
+        def broken() -> bool:
+            try:
+                os.write(fd, b"more\n")
+            except BrokenPipeError:
+                return True
+            return False
+
+        _until(broken, "EPIPE for the writer")
+        size = (tmp_path / "out").stat().st_size
+        with pytest.raises(BrokenPipeError):
+            os.write(fd, b"more\n")
+    finally:
+        tee.stop()
+        os.close(fd)
+    assert (tmp_path / "out").stat().st_size == size < 1000
+    assert [kind for kind, _ in events] == ["broken pipe"]
+    assert "reader went away after" in events[0][1]
+
+
+def test_a_terminal_that_hung_up_gives_eio(tmp_path: Path) -> None:
+    master, terminal = os.openpty()
+    tee = FdTee(terminal, tmp_path / "out", terminal=True)
+    tee.start()
+    try:
+        os.close(master)  # the terminal window closed
+
+        def hung_up() -> bool:
+            try:
+                os.write(terminal, b"x\n")
+            except OSError as e:
+                return e.errno == errno.EIO
+            return False
+
+        _until(hung_up, "EIO for the writer")
+    finally:
+        tee.stop()
+        os.close(terminal)

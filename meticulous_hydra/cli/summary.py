@@ -28,7 +28,7 @@ from meticulous_hydra.reader.reader import (
 )
 from meticulous_hydra.recorder import organise
 
-from . import follow
+from . import follow, screen
 from .columns import default_columns
 from .query import QueryError, filter_frame, resolve_column
 from .table import FAST_FORMATS, is_missing, number, render
@@ -302,8 +302,14 @@ def show_one(path: Path, tail: int = 20) -> str:
     out += [f"  {n.time or '?'} {n.user or '?'}: {n.text}" for n in notes]
     out += ["", "config:", yaml.safe_dump(exp.config, sort_keys=False, allow_unicode=True).rstrip()]
     out += ["", "summary:", json.dumps(exp.summary, indent=2, ensure_ascii=False)]
-    for name in ("stdout", "stderr"):
-        lines = getattr(exp, name).splitlines()[-tail:]
+    captured = meta.get("capture")
+    one_terminal = isinstance(captured, dict) and captured.get("stderr") == layout.CAPTURE_IN_STDOUT
+    for name in (layout.STDOUT, layout.STDERR):
+        if name == layout.STDERR and one_terminal:
+            out += ["", f"{name}: (in stdout: both were one terminal)"]
+            continue
+        # progress bars as their last frame, colours left out (cli/screen.py)
+        lines = screen.tail(path / name, tail)
         if not lines:
             out += ["", f"{name}: (empty)"]
             continue

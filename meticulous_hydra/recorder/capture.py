@@ -258,16 +258,30 @@ class _Copier:
     def read(self) -> bytes:
         """The next chunk; b"" at the end of the pipe, or once no process
         holds the pseudo-terminal any more (EIO)."""
-        if self.size is not None:
-            while not _wait(self.source, select.POLLIN, _SIZE_POLL):
-                self.size.poll()
-            self.size.poll()
-        try:
+        if self.size is None:
             return os.read(self.source, _CHUNK)
-        except OSError as e:
-            if e.errno == errno.EIO:
-                return b""
-            raise
+        # A pseudo-terminal gives at most 4 KiB a read: what is there is read
+        # at once (the master is non-blocking) and copied as one chunk.
+        chunks: list[bytes] = []
+        total = 0
+        while total < _CHUNK:
+            try:
+                data = os.read(self.source, _CHUNK - total)
+            except BlockingIOError:
+                if chunks:
+                    break
+                # idle: the size is checked now and then while waiting
+                if not _wait(self.source, select.POLLIN, _SIZE_POLL):
+                    self.size.poll()
+                continue
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise
+                break  # the end: what came before it first, then b""
+            chunks.append(data)
+            total += len(data)
+        self.size.poll()
+        return b"".join(chunks)
 
     def copy(self, data: bytes) -> bool:
         """Write ``data`` to the file, then the real fd; False once the real
@@ -462,6 +476,7 @@ class FdTee:
             except OSError:
                 pass  # no pseudo-terminal to be had: a pipe, as for a file
             else:
+                os.set_blocking(read_end, False)  # see _Copier.read
                 self._size = _Size(saved, read_end)
                 _WINCH.add(self._size)
         if read_end < 0:

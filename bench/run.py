@@ -56,6 +56,47 @@ def interleaved(
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def wall_output(cmd: list[str], cwd: Path, *, terminal: bool) -> float:
+    """Wall time of ``cmd`` with its stdout and stderr one pseudo-terminal
+    (as in a shell) or one pipe, read as fast as they come."""
+    read_end, write_end = os.openpty() if terminal else os.pipe()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=write_end, stderr=write_end
+    )
+    os.close(write_end)
+    try:
+        while os.read(read_end, 1 << 16):
+            pass
+    except OSError:  # EIO: the terminal's last holder has closed it
+        pass
+    proc.wait()
+    os.close(read_end)
+    return time.perf_counter() - start
+
+
+def terminal_vs_pipe(app: Path, extra: list[str], runs: int) -> tuple[float, float]:
+    """The recording overhead (recorded / not) of the progress-bar app with
+    its output to a terminal, and to a pipe: medians, all runs interleaved."""
+    commands = {
+        "bare": [PY, "progress.py", *extra],
+        "recorded": [PY, "progress.py", *extra, "hydra/callbacks=meticulous"],
+    }
+    times: dict[tuple[str, bool], list[float]] = {
+        (name, terminal): [] for name in commands for terminal in (True, False)
+    }
+    for round_ in range(runs + 1):
+        for (name, terminal), found in times.items():
+            seconds = wall_output(commands[name], app, terminal=terminal)
+            if round_:  # the first round warms up
+                found.append(seconds)
+    med = {key: statistics.median(found) for key, found in times.items()}
+    return (
+        med["recorded", True] / med["bare", True],
+        med["recorded", False] / med["bare", False],
+    )
+
+
 def in_child(code: str, cwd: Path, env: dict[str, str] | None = None) -> dict:
     """Run ``code`` in a fresh Python; it prints one JSON object as its last line."""
     proc = subprocess.run(
@@ -83,10 +124,34 @@ if __name__ == "__main__":
 """
 
 
+# tqdm's shape: a bar redrawn 2,000 times on stderr, a line every 100 steps
+# on stdout; ``+mb=N`` adds N MB of plain lines
+PROGRESS_APP = """
+import sys
+import hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    n = 2000
+    for i in range(n + 1):
+        sys.stderr.write(f"\\r{i * 100 // n:3d}%|{'#' * (i * 20 // n):<20}| {i}/{n}")
+        sys.stderr.flush()
+        if i % 100 == 0:
+            print(f"step {i} loss {1 / (i + 1):.4f}", flush=True)
+    sys.stderr.write("\\n")
+    sys.stdout.write(("x" * 99 + "\\n") * (10_000 * cfg.get("mb", 0)))
+    return 0.0
+
+if __name__ == "__main__":
+    main()
+"""
+
+
 def make_app(workdir: Path) -> Path:
     app = workdir / "app"
     app.mkdir()
     (app / "app.py").write_text(TRIVIAL_APP)
+    (app / "progress.py").write_text(PROGRESS_APP)
     (app / ".gitignore").write_text("outputs/\nmultirun/\n")
     env = {**os.environ, **GIT_ENV}
     subprocess.run(["git", "init", "-q"], cwd=app, check=True, env=env)
@@ -520,6 +585,30 @@ def main() -> int:
             )
         )
         results += big_diff(work)
+
+        # 6. output to a terminal (relayed through a pseudo-terminal) vs a pipe
+        tty, pipe = terminal_vs_pipe(app, [], runs=9)
+        results.append(
+            row(
+                "progress bar app, recorded vs not (x): to a terminal, vs to a pipe",
+                tty,
+                pipe,
+                "x",
+                "ratio <= 1.05",
+                tty <= 1.05 * pipe,
+            )
+        )
+        tty, pipe = terminal_vs_pipe(app, ["+mb=50"], runs=5)
+        results.append(
+            row(
+                "the same with 50 MB more output (x): to a terminal, vs to a pipe",
+                tty,
+                pipe,
+                "x",
+                "(reference)",
+                True,
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report(results, started)

@@ -306,7 +306,7 @@ def show_one(path: Path, tail: int = 20) -> str:
     one_terminal = isinstance(captured, dict) and captured.get("stderr") == layout.CAPTURE_IN_STDOUT
     for name in (layout.STDOUT, layout.STDERR):
         if name == layout.STDERR and one_terminal:
-            out += ["", f"{name}: (in stdout: both were one terminal)"]
+            out += ["", f"{name}: (in stdout: both went to one terminal, pipe or file)"]
             continue
         # progress bars as their last frame, colours left out (cli/screen.py)
         lines = screen.tail(path / name, tail)

@@ -12,9 +12,10 @@ The program must not notice (docs/FORMAT.md, ``capture``):
 
 - an fd that is a terminal gets a pseudo-terminal instead of a pipe, with the
   terminal's settings and size (followed on SIGWINCH), so ``isatty()``,
-  colours and progress bars stay; fds 1 and 2 on one terminal share one, so
-  the screen shows both streams in the order written, and the ``stdout`` file
-  keeps them in that order;
+  colours and progress bars stay;
+- fds 1 and 2 on one terminal, pipe or file (``2>&1``) share one tee, so the
+  output keeps the order in which both streams were written, and the
+  ``stdout`` file holds both in that order;
 - once the real fd is gone (``| head -1`` exited, the terminal hung up), the
   pipe is closed, so the program and its children get EPIPE/SIGPIPE (EIO)
   at their next write, as they would without recording;
@@ -694,19 +695,22 @@ def _where(fd: int, python_stream: object) -> str:
     return TERMINAL if os.isatty(fd) else PIPE
 
 
-def _same_terminal(a: int, b: int) -> bool:
+def _same_file(a: int, b: int) -> bool:
     try:
-        return os.fstat(a).st_rdev == os.fstat(b).st_rdev
+        sa, sb = os.fstat(a), os.fstat(b)
     except OSError:
         return False
+    return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
 
 
 def plan() -> dict[str, str]:
     """How each stream will be captured, decided before the run's start
     files are written (metadata ``capture``): PIPE, TERMINAL or CLOSED, and
-    IN_STDOUT for stderr on stdout's terminal."""
+    IN_STDOUT for stderr when fds 1 and 2 are one terminal, pipe or file
+    (``2>&1``): one tee for both keeps the order in which they were written,
+    which two pumps, one per fd, would not."""
     kinds = {name: _where(fd, getattr(sys, f"__{name}__")) for fd, name, _ in _STREAMS}
-    if kinds["stdout"] == kinds["stderr"] == TERMINAL and _same_terminal(1, 2):
+    if kinds["stdout"] == kinds["stderr"] != CLOSED and _same_file(1, 2):
         kinds["stderr"] = IN_STDOUT
     return kinds
 

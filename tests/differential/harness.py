@@ -11,7 +11,9 @@ the :data:`MODES`:
   controlling terminal, 40x120), as in an interactive shell;
 - ``pipe``: stdout and stderr are two pipes, read as fast as they come;
 - ``slowpipe``: the same, with stdout read in small chunks by a slow reader;
-- ``head``: stdout goes to a real ``head -1`` (``python app.py | head -1``).
+- ``head``: stdout goes to a real ``head -1`` (``python app.py | head -1``);
+- ``merged``: stdout and stderr are one pipe (``python app.py 2>&1 | cat``, or
+  SLURM's one output file), read as fast as it comes.
 
 Under ``tty``, a case with ``resize`` (``(trigger, (rows, columns))``) has its
 terminal resized once the terminal has shown ``trigger``, as a user dragging
@@ -53,7 +55,7 @@ from pathlib import Path
 
 from helpers import make_repo
 
-MODES = ("tty", "pipe", "slowpipe", "head")
+MODES = ("tty", "pipe", "slowpipe", "head", "merged")
 ROOT = "experiments"
 SWITCH = "+meticulous=on"
 TTY_SIZE = (40, 120)  # rows, columns
@@ -204,20 +206,26 @@ def _run_tty(
 
 
 def _run_pipes(
-    argv: list[str], cwd: Path, env: dict[str, str], timeout: float, *, slow: bool
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    timeout: float,
+    *,
+    slow: bool,
+    merged: bool = False,
 ) -> Observed:
     proc = subprocess.Popen(
         argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
     )  # fmt: skip
     if not slow:
         try:
             out, err = proc.communicate(timeout=timeout)
-            return Observed(proc.returncode, out, err, {})
+            return Observed(proc.returncode, out, err or b"", {})
         except subprocess.TimeoutExpired:
             proc.kill()
             out, err = proc.communicate()
-            return Observed(proc.returncode, out, err, {}, timed_out=True)
+            return Observed(proc.returncode, out, err or b"", {}, timed_out=True)
     err_chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()))  # type: ignore[union-attr]
     reader.start()
@@ -264,6 +272,8 @@ def observe(case: Case, mode: str, tracking: bool, app: Path) -> Observed:
         seen = _run_tty(argv, app, env, case.timeout, case.resize)
     elif mode in ("pipe", "slowpipe"):
         seen = _run_pipes(argv, app, env, case.timeout, slow=mode == "slowpipe")
+    elif mode == "merged":
+        seen = _run_pipes(argv, app, env, case.timeout, slow=False, merged=True)
     elif mode == "head":
         seen = _run_head(argv, app, env, case.timeout)
     else:

@@ -41,8 +41,8 @@ def run_folder(base: Path, case: Case, n: int = 1) -> Path:
 
 
 def recorded_as_shown(folder: Path, on: Observed) -> None:
-    """The run's files keep what the terminal showed (both streams were the
-    one terminal, so ``stdout`` holds both, in the order shown)."""
+    """The run's files keep what was shown (both streams went to the one
+    terminal or pipe, so ``stdout`` holds both, in the order shown)."""
     shown = RECORDING_LINE.sub(b"", on.shown.replace(b"\r\n", b"\n"))
     assert (folder / "stdout").read_bytes() == shown
     assert (folder / "stderr").read_bytes() == b""
@@ -106,6 +106,7 @@ def test_a_progress_bar_app_sees_a_terminal(tmp_path: Path) -> None:
     tail = shown[shown.index("stdout (last") :]
     assert "100%|####################| 400/400" in tail
     assert "75%" not in tail and "\x1b" not in tail and "\r" not in tail
+    assert "stderr: (in stdout: both went to one terminal" in tail
 
 
 def test_a_progress_bar_app_into_a_pipe_is_as_before(tmp_path: Path) -> None:
@@ -115,6 +116,23 @@ def test_a_progress_bar_app_into_a_pipe_is_as_before(tmp_path: Path) -> None:
     folder = run_folder(tmp_path, case)
     assert (folder / "stdout").read_bytes() == on.shown
     assert (folder / "stderr").read_bytes() == RECORDING_LINE.sub(b"", on.stderr)
+
+
+# stdout and stderr alternating, line by line
+INTERLEAVED = """
+for i in range(500):
+    print(f"out {i}", flush=True)
+    print(f"err {i}", file=sys.stderr, flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["tty", "merged"])
+def test_one_destination_keeps_the_order_of_both_streams(tmp_path: Path, mode: str) -> None:
+    # 2>&1 | cat, SLURM's one output file, a terminal: two pumps, one per fd,
+    # put the lines out of order (3932 of 4001 in a probe); one serves both
+    case = Case(f"interleaved-{mode}", tracked(INTERLEAVED), ["app.py"], on=TRACK)
+    _, on = assert_invisible(case, mode, tmp_path)
+    recorded_as_shown(run_folder(tmp_path, case), on)
 
 
 SIZE = """

@@ -32,6 +32,7 @@ import fcntl
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import termios
@@ -695,10 +696,14 @@ def _where(fd: int, python_stream: object) -> str:
     return TERMINAL if os.isatty(fd) else PIPE
 
 
-def _same_file(a: int, b: int) -> bool:
+def _one_destination(a: int, b: int) -> bool:
+    """Whether ``a`` and ``b`` write to one stream whose order can be seen: the
+    same terminal, pipe or file (not /dev/null, which keeps nothing)."""
     try:
         sa, sb = os.fstat(a), os.fstat(b)
     except OSError:
+        return False
+    if stat.S_ISCHR(sa.st_mode) and not os.isatty(a):
         return False
     return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
 
@@ -710,7 +715,7 @@ def plan() -> dict[str, str]:
     (``2>&1``): one tee for both keeps the order in which they were written,
     which two pumps, one per fd, would not."""
     kinds = {name: _where(fd, getattr(sys, f"__{name}__")) for fd, name, _ in _STREAMS}
-    if kinds["stdout"] == kinds["stderr"] != CLOSED and _same_file(1, 2):
+    if kinds["stdout"] == kinds["stderr"] != CLOSED and _one_destination(1, 2):
         kinds["stderr"] = IN_STDOUT
     return kinds
 

@@ -447,6 +447,7 @@ class FdTee:
         self.event = event
         self.mode: str | None = None  # PIPE or TERMINAL once started
         self._saved: int | None = None
+        self._others: dict[int, int] = {}  # the fds but the first, as they were
         self._write_end: int | None = None
         self._copier: _Copier | None = None
         self._size: _Size | None = None
@@ -484,6 +485,8 @@ class FdTee:
         if read_end < 0:
             read_end, write_end = map(_high, os.pipe())
         self.mode = TERMINAL if self._size is not None else PIPE
+        # each fd is put back as it was: fd 2 may be another open of fd 1's file
+        self._others = {fd: _high(os.dup(fd)) for fd in self.fds[1:]}
         for fd in self.fds:
             os.dup2(write_end, fd)
         self._saved, self._write_end, self._real = saved, write_end, saved
@@ -591,9 +594,12 @@ class FdTee:
             return
         _flush_python_streams()
         saved, self._saved = self._saved, None
-        if restore:
-            for fd in self.fds:
-                os.dup2(saved, fd)  # drops the pipe held at fd
+        others, self._others = self._others, {}
+        for fd in self.fds:
+            if restore:
+                os.dup2(others.get(fd, saved), fd)  # drops the pipe held at fd
+            if fd in others:
+                os.close(others[fd])
         if self._size is not None:
             _WINCH.remove(self._size)
         write_end, self._write_end = self._write_end, None

@@ -268,3 +268,21 @@ def test_a_terminal_that_hung_up_gives_eio(tmp_path: Path) -> None:
     finally:
         tee.stop()
         os.close(terminal)
+
+
+def test_fds_sharing_a_tee_are_put_back_each_as_it_was(tmp_path: Path) -> None:
+    # `> log 2>>log`: two opens of one file (told apart by O_APPEND) share a
+    # tee while recording, and each gets its own back
+    log = tmp_path / "log"
+    a = os.open(log, os.O_WRONLY | os.O_CREAT)
+    b = os.open(log, os.O_WRONLY | os.O_APPEND)
+    tee = FdTee((a, b), tmp_path / "out")
+    tee.start()
+    os.write(a, b"one\n")
+    os.write(b, b"two\n")
+    tee.stop()
+    assert fcntl.fcntl(a, fcntl.F_GETFL) & os.O_APPEND == 0
+    assert fcntl.fcntl(b, fcntl.F_GETFL) & os.O_APPEND
+    assert (tmp_path / "out").read_bytes() == b"one\ntwo\n"
+    os.close(a)
+    os.close(b)

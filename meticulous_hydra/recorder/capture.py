@@ -330,12 +330,12 @@ class _Copier:
         pipe = e.errno == errno.EPIPE
         if pipe:
             what = f"broken pipe: its reader went away after {self.delivered} bytes"
-            then = "EPIPE (SIGPIPE)"
+            then = "EPIPE (or SIGPIPE)"
         else:
             what, then = f"its terminal hung up after {self.delivered} bytes", "EIO"
         self._tell(
             BROKEN_PIPE if pipe else HANGUP,
-            f"{self.name}: {what}; the program got {then} at its next write there",
+            f"{self.name}: {what}; writes after that fail with {then}, as without recording",
         )
 
     def _say(self, line: str) -> None:

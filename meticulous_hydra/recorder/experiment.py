@@ -420,12 +420,11 @@ class Experiment:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         fd = os.open(self.dir / layout.END_RESERVE, flags, layout.FILE_MODE)
         try:
-            try:
-                os.posix_fallocate(fd, 0, size)
-            except OSError as e:
-                if e.errno in capture.DISK_FULL:
-                    raise
-                os.write(fd, bytes(size))  # a filesystem without fallocate
+            # written, not fallocate()d: as much room taken (delayed allocation
+            # reserves it too), in 0.05 ms instead of 2-3 ms on ext4
+            zeros = memoryview(bytes(size))
+            while zeros:  # a short write on a disk about to fill: the rest raises
+                zeros = zeros[os.write(fd, zeros) :]
         finally:
             os.close(fd)
 

@@ -29,7 +29,8 @@ from meticulous_hydra.reader.reader import (
 from meticulous_hydra.recorder import organise
 
 from . import follow
-from .columns import default_columns
+from .columns import default_layout
+from .names import short_names
 from .query import QueryError, filter_frame, resolve_column
 from .table import FAST_FORMATS, is_missing, number, render
 
@@ -187,12 +188,19 @@ def sort_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def pattern_columns(frame: pd.DataFrame, patterns: Sequence[str]) -> list[str]:
+    """The columns named by ``patterns``: names (full or printed) or glob
+    patterns matched against both."""
     names = [str(c) for c in frame.columns]
+    printed = short_names(names)
     chosen: list[str] = []
     for pattern in patterns:
         if pattern == ID and ID not in names:
             continue  # the id is the index, always shown
-        found = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        found = [
+            n
+            for n in names
+            if fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(printed[n], pattern)
+        ]
         if not found and not any(ch in pattern for ch in "*?["):
             found = [_column(frame, pattern)]
         if not found:
@@ -234,26 +242,36 @@ def group_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     for c in numeric:
         out[f"{c}.mean"] = mean[c].reindex(out.index) if c in mean else float("nan")
         out[f"{c}.std"] = std[c].reindex(out.index) if c in std else float("nan")
-    return out.reset_index()
+    out = out.reset_index()
+    # their mean and std print as integers where they are whole (mean_std_text)
+    out.attrs["integers"] = [c for c in numeric if pd.api.types.is_integer_dtype(frame[c])]
+    return out
 
 
 def mean_std_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """``<col>.mean`` and ``<col>.std`` as one ``<col>`` column of ``mean ± std`` text."""
+    """``<col>.mean`` and ``<col>.std`` as one ``<col>`` column of ``mean ± std``
+    text; those of integer results (``frame.attrs["integers"]``) as integers
+    where they are whole (``3 ± 0``)."""
     out = frame.copy()
+    integers = set(frame.attrs.get("integers", ()))
     for column in [c for c in frame.columns if str(c).endswith(".mean")]:
         base = str(column)[: -len(".mean")]
         std = frame.get(f"{base}.std")
         pairs = zip(frame[column], std if std is not None else [None] * len(frame), strict=True)
+        texts = [_mean_std(m, s, whole=base in integers) for m, s in pairs]
         at = cast(int, out.columns.get_loc(column))  # an int: group_rows' columns are unique
-        out.insert(at, base, [_mean_std(m, s) for m, s in pairs])
+        out.insert(at, base, texts)
         out = out.drop(columns=[c for c in (column, f"{base}.std") if c in out.columns])
     return out
 
 
-def _mean_std(mean: float, std: float | None) -> str:
+def _mean_std(mean: float, std: float | None, *, whole: bool = False) -> str:
+    def text(value: float) -> str:
+        return str(int(value)) if whole and float(value).is_integer() else number(value)
+
     if is_missing(mean):
         return ""
-    return number(mean) if std is None or is_missing(std) else f"{number(mean)} ± {number(std)}"
+    return text(mean) if std is None or is_missing(std) else f"{text(mean)} ± {text(std)}"
 
 
 # -- one experiment ------------------------------------------------------------------
@@ -440,6 +458,7 @@ def _output(args: argparse.Namespace) -> str:
     frame = select_rows(frame, args)
     export = args.format in _EXTRA_FORMATS
     frame = follow.select(frame, args)  # --tag
+    priority: list[str] = []
     if args.group_by:
         frame = group_rows(frame, args.group_by)
         if args.sort:
@@ -448,24 +467,35 @@ def _output(args: argparse.Namespace) -> str:
             frame = mean_std_text(frame)
         if args.columns:
             frame = frame[pattern_columns(frame, args.columns)]
+        names = short_names(str(c) for c in frame.columns)
     else:
+        # a name means one column whatever is on screen: among them all
+        names = short_names(str(c) for c in frame.columns)
         if args.sort:
             frame = sort_rows(frame, args.sort)
         if args.columns:
-            columns = pattern_columns(frame, args.columns)
+            columns = priority = pattern_columns(frame, args.columns)
         elif args.all or export:  # an export is not a view: every column
             columns = list(frame.columns)
         else:
-            columns = default_columns(frame)
+            columns, priority = default_layout(frame)
         frame, columns = follow.decorate(frame, columns, roots, args, chosen=bool(args.columns))
         frame = frame[columns]
     if frame.empty:
         return "no experiments match\n"
     # Fit the terminal when there is one (or COLUMNS says how wide it is);
-    # files and pipes get whole values.
+    # files and pipes get whole values; --all every column, however wide.
     to_terminal = args.output is None and (sys.stdout.isatty() or "COLUMNS" in os.environ)
     width = shutil.get_terminal_size().columns if not export and to_terminal else None
-    return render(frame, args.format, width, index=not args.group_by)
+    return render(
+        frame,
+        args.format,
+        width,
+        index=not args.group_by,
+        priority=priority,
+        names=names,
+        fit=not args.all,
+    )
 
 
 # -- the pager -------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def _own_time(match: re.Match[str], start: datetime.datetime | None) -> bool:
     if start is None:
         return False
     try:
-        stamp = datetime.datetime(*(int(g) for g in match.groups() if g is not None))
+        year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())
+        stamp = datetime.datetime(year, month, day, hour, minute, second)
     except ValueError:  # not a date after all: 9999-99-99
         return False
     return abs(stamp - start) <= _OWN_TIME

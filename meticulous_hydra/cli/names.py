@@ -63,7 +63,10 @@ def resolve(name: str, columns: Sequence[str]) -> str:
     if not close:
         tail = "." + name.rsplit(".", 1)[-1]
         close = [p for c, p in printed.items() if c.endswith(tail)]
-    seen: set[str] = set()
-    close = [c for c in close if not (spelled[c] in seen or seen.add(spelled[c]))][:3]
+    # each column once, spelled as it matched best
+    first: dict[str, str] = {}
+    for c in close:
+        first.setdefault(spelled[c], c)
+    close = list(first.values())[:3]
     hint = f"; did you mean {' or '.join(close)}?" if close else "; list them with --list-columns"
     raise QueryError(f"unknown column {name!r}{hint}")

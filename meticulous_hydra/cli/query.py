@@ -117,7 +117,7 @@ def _arithmetic(op: type, left: Any, right: Any) -> Any:
         return compute(left, right)
     lefts = left.tolist() if isinstance(left, pd.Series) else repeat(left)
     rights = right.tolist() if isinstance(right, pd.Series) else repeat(right)
-    out = []
+    out: list[Any] = []
     for a, b in zip(lefts, rights, strict=False):
         if _missing(a) or _missing(b):
             out.append(None)

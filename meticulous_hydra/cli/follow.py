@@ -32,6 +32,7 @@ CURVE_WIDTH = 24
 # instead of read whole: the table stays fast next to a 1 GB metrics.jsonl.
 _READ_WHOLE = 4 * 1024 * 1024
 _DEFAULT_WATCH = 2.0
+_LONGEST_WATCH = 86400.0  # a day: time.sleep() overflows far beyond it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -219,13 +220,24 @@ def split_watch(argv: Sequence[str]) -> tuple[float | None, list[str]]:
             if not value and i + 1 < len(tokens) and _is_number(tokens[i + 1]):
                 i += 1
                 value = tokens[i]
-            seconds = float(value) if value else _DEFAULT_WATCH
-            if not seconds > 0:
-                raise UsageError(f"--watch takes a positive number of seconds, not {value}")
+            seconds = _watch_seconds(value) if value else _DEFAULT_WATCH
         else:
             rest.append(token)
         i += 1
     return seconds, rest
+
+
+def _watch_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= _LONGEST_WATCH:  # nan and inf too
+        raise UsageError(
+            f"--watch takes a number of seconds above 0 and up to {_LONGEST_WATCH:g} "
+            f"(a day), not {value}"
+        )
+    return seconds
 
 
 def _is_number(text: str) -> bool:

@@ -89,3 +89,12 @@ def test_bombs_are_refused_by_the_table_and_the_verbs(root: Path, capsys) -> Non
 )
 def test_bounded_arithmetic_still_works(root: Path, expression: str, ids: list[int]) -> None:
     assert filter_frame(load_experiments(root), expression).index.tolist() == ids
+
+
+@pytest.mark.parametrize("value", ["inf", "1e300", "1e400", "-inf", "nan", "0", "-1", "86401"])
+def test_a_watch_interval_out_of_range_is_a_usage_error(root: Path, capsys, value: str) -> None:
+    """Issue 21.6: `--watch inf` ended in an OverflowError traceback."""
+    for argv in ([str(root), "--watch", value], [str(root), f"--watch={value}"]):
+        assert summary_cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--watch takes" in err and value in err

@@ -21,6 +21,8 @@ from importlib import import_module
 
 from meticulous_hydra.exceptions import ChangeError, RecordingError, UsageError
 
+from .output import quietly
+
 PROG = "meticulous"
 
 # verb -> (module that registers it, one line for --help). A verb whose module
@@ -77,6 +79,10 @@ def _verb_list() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return quietly(lambda: _main(argv))  # `| head`: the reader may go at any line
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(f"usage: {PROG} VERB [options]\n\nverbs:\n{_verb_list()}\n")

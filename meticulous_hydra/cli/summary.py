@@ -31,6 +31,7 @@ from meticulous_hydra.recorder import organise
 from . import follow
 from .columns import default_layout
 from .names import short_names
+from .output import quietly
 from .query import QueryError, filter_frame, resolve_column
 from .table import FAST_FORMATS, is_missing, number, render
 
@@ -535,6 +536,10 @@ def page(text: str, command: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return quietly(lambda: _main(argv))  # `| head`: the reader may go at any line
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         seconds, argv = follow.split_watch(sys.argv[1:] if argv is None else argv)
     except UsageError as e:
@@ -542,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if seconds is not None:
         # a redrawn table must not stop in a pager
-        return follow.watch(seconds, lambda: main([*argv, "--no-pager"]))
+        return follow.watch(seconds, lambda: _main([*argv, "--no-pager"]))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -565,12 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         if page(text, pager):
             return 0
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `meticulous-summary | head`: the reader went away, that's fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.stdout.write(text)
     return 0
 
 

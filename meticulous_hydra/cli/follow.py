@@ -1,11 +1,10 @@
 """What the summary table adds for following runs and finding them again:
 elapsed time and the last logged values of RUNNING runs, ``--curve KEY``
-sparklines, the ``tags`` column and ``--tag``, ``--archived``, and
-``--watch`` (redraw until Ctrl-C).
+sparklines, the ``tags`` column, ``--archived``, and ``--watch`` (redraw
+until Ctrl-C). ``--tag`` is a selector, :mod:`.selection`'s.
 
-meticulous-summary calls :func:`add_arguments`, :func:`select` and
-:func:`decorate`; its ``main`` hands ``--watch`` to :func:`split_watch` and
-:func:`watch`.
+meticulous-summary calls :func:`add_arguments` and :func:`decorate`; its
+``main`` hands ``--watch`` to :func:`split_watch` and :func:`watch`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ _LONGEST_WATCH = 86400.0  # a day: time.sleep() overflows far beyond it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tag", nargs="+", metavar="TAG", help="only runs with these tags")
     parser.add_argument("--archived", action="store_true", help="include archived runs")
     parser.add_argument(
         "--curve",
@@ -52,23 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"redraw every SECONDS (default {_DEFAULT_WATCH:g}) until Ctrl-C",
     )
-
-
-# -- rows ------------------------------------------------------------------------
-
-
-def select(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """Rows carrying every ``--tag``."""
-    wanted = getattr(args, "tag", None)
-    if not wanted or "tags" not in frame.columns:
-        return frame
-    for tag in wanted:
-
-        def carries(tags: object, t: str = tag) -> bool:
-            return isinstance(tags, tuple) and t in tags
-
-        frame = frame[frame["tags"].map(carries)]
-    return frame
 
 
 # -- columns ------------------------------------------------------------------------

@@ -7,13 +7,14 @@ import difflib
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from meticulous_hydra import layout
 from meticulous_hydra.exceptions import UsageError
@@ -28,11 +29,12 @@ from meticulous_hydra.reader.reader import (
 )
 from meticulous_hydra.recorder import organise
 
-from . import follow
+from . import follow, selection
 from .columns import default_layout
 from .names import short_names
 from .output import quietly
-from .query import QueryError, filter_frame, resolve_column
+from .query import QueryError, resolve_column
+from .selection import select_rows
 from .table import FAST_FORMATS, is_missing, number, render
 
 if TYPE_CHECKING:
@@ -67,15 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "roots",
         nargs="*",
-        metavar="ROOT",
-        help="experiments root(s), default ./experiments; ROOT/ID shows one run in full, "
-        "several ROOT/ID those runs",
+        metavar="ROOT|RUN",
+        help="experiments root(s) (default: --root); or runs: ids and ranges (3 5-7) of --root, "
+        "or ROOT/ID; one run is shown in full",
     )
-    p.add_argument(
-        "--filter",
-        metavar="EXPR",
-        help="e.g. \"config.optimizer.lr > 0.01 and status == 'SUCCESS'\"",
-    )
+    selection.add_root(p)
+    selection.add_filters(p, many=True)
     p.add_argument(
         "--columns",
         nargs="+",
@@ -98,14 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         "summary columns over the successful ones",
     )
     p.add_argument(
-        "--sweep", metavar="ID", help="only the jobs of this sweep ('latest' for the newest)"
-    )
-    p.add_argument(
         "--all-attempts",
         action="store_true",
         help="every attempt of a re-run sweep job, not just its latest",
     )
-    p.add_argument("--status", nargs="+", metavar="S", help="only runs with these statuses")
     p.add_argument("--last", type=int, metavar="N", help="only the N most recent runs")
     p.add_argument(
         "--format",
@@ -121,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="don't page a table taller than the terminal ($PAGER, default 'less -FRSX')",
     )
-    follow.add_arguments(p)  # issue 15: --tag, --archived, --curve, --watch
+    follow.add_arguments(p)  # issue 15: --archived, --curve, --watch
     return p
 
 
@@ -136,35 +131,6 @@ def _column(frame: pd.DataFrame, name: str) -> str:
         return resolve_column(name, [str(c) for c in frame.columns])
     except QueryError as e:
         raise UsageError(str(e)) from e
-
-
-def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    if args.sweep:
-        sweep_id = args.sweep
-        if sweep_id == "latest":
-            swept = frame[frame["sweep.id"].notna()]
-            if swept.empty:
-                raise UsageError("no sweep recorded under this root; drop --sweep")
-            sweep_id = swept.sort_values("start_time")["sweep.id"].iloc[-1]
-        elif not (frame["sweep.id"] == sweep_id).any():
-            known = sorted(frame["sweep.id"].dropna().unique())[-3:]
-            raise UsageError(f"no sweep {sweep_id!r}; recent sweeps: {', '.join(known) or 'none'}")
-        frame = frame[frame["sweep.id"] == sweep_id]
-    if args.status:
-        wanted = [s.upper() for s in args.status]
-        frame = frame[frame["status"].isin(wanted)]
-    if args.filter:
-        try:
-            frame = filter_frame(frame, args.filter)
-        except QueryError as e:
-            raise UsageError(str(e)) from e
-    if args.last is not None:
-        if args.last < 0:
-            raise UsageError("--last takes a positive number")
-        # the most recently started runs, shown in id order
-        recent = frame.sort_values("start_time", kind="stable", na_position="first")
-        frame = recent.iloc[len(recent) - min(args.last, len(recent)) :].sort_index(kind="stable")
-    return frame
 
 
 def sort_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -336,18 +302,24 @@ def show_one(path: Path, tail: int = 20) -> str:
 # -- main ------------------------------------------------------------------------------
 
 #: Options taking several values, which would swallow a root written after them.
-_MULTI_VALUE = ("columns", "sort", "group_by", "status")
+_MULTI_VALUE = ("columns", "sort", "group_by", "status", "tags")
+_NUMBERED = re.compile(r"\d+(-\d+)?")
 
 
 def _reclaim_roots(args: argparse.Namespace) -> None:
-    """``--columns 'summary.*' experiments``: argparse gives ``experiments``
-    to --columns; a trailing value that is a folder is a root."""
+    """``--columns 'summary.*' experiments`` or ``--status ERROR 3-7``:
+    argparse gives ``experiments`` and ``3-7`` to the option; a trailing value
+    that is a folder, a run number or a range is a root or a run."""
     moved: list[str] = []
     for option in _MULTI_VALUE:
         values = getattr(args, option)
-        while values and len(values) > 1 and os.path.isdir(values[-1]):
+        while (
+            values
+            and len(values) > 1
+            and (os.path.isdir(values[-1]) or _NUMBERED.fullmatch(values[-1]))
+        ):
             moved.insert(0, values.pop())
-    args.roots = [*(args.roots or []), *moved] or ["experiments"]
+    args.roots = [*(args.roots or []), *moved] or [args.root]
 
 
 def _missing_run(path: Path) -> str | None:
@@ -365,13 +337,14 @@ def _missing_run(path: Path) -> str | None:
 
 
 def _split_roots(args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]] | None]:
-    """The roots to read and, when run folders were given (``ROOT/ID``), the
-    folder names to show of each root."""
+    """The roots to read and, when runs were named (``ROOT/ID``, or ids and
+    ranges of ``--root``), the folder names to show of each root."""
     if args.show:
         if len(args.roots) != 1:
             raise UsageError("--show takes one root")
         return args.roots, {args.roots[0]: [layout.validate_id(args.show)]}
     picked: dict[str, list[str]] = {}
+    roots: list[str] = []
     for given in args.roots:
         path = Path(given)
         message = _missing_run(path)
@@ -379,18 +352,39 @@ def _split_roots(args: argparse.Namespace) -> tuple[list[str], dict[str, list[st
             raise UsageError(message)
         if path.is_dir() and layout.is_experiment_dir(path):
             picked.setdefault(str(path.parent), []).append(path.name)
+        elif not path.exists() and _run_of_root(given, args.root):
+            # ids and ranges, as every verb takes them
+            root = Path(args.root)
+            names = selection.expand(given, root, selection.run_names(root))
+            picked.setdefault(str(root), []).extend(names)
+        else:
+            roots.append(given)
     if not picked:
-        return args.roots, None
-    if sum(map(len, picked.values())) != len(args.roots):
-        raise UsageError("give experiments roots or run folders (ROOT/ID), not both")
-    return list(picked), picked
+        return roots, None
+    if roots:
+        raise UsageError(
+            f"give experiments roots or runs (ids, ranges, ROOT/ID), not both ({roots[0]})"
+        )
+    return list(picked), {root: list(dict.fromkeys(names)) for root, names in picked.items()}
+
+
+def _run_of_root(token: str, root: str) -> bool:
+    """Whether ``token``, which is no folder here, names runs of ``root``: a
+    number or a range, or the id of one of its runs."""
+    if os.sep in token or "/" in token or not os.path.isdir(root):
+        return False
+    return bool(_NUMBERED.fullmatch(token)) or token in selection.run_names(Path(root))
 
 
 def _picked_rows(frame: pd.DataFrame, picked: dict[str, list[str]]) -> pd.DataFrame:
+    wanted: list[Any]
     if frame.index.nlevels == 1:
         (names,) = picked.values()
-        return frame.loc[[run_id(n) for n in names]]
-    return frame.loc[[(root, run_id(n)) for root, names in picked.items() for n in names]]
+        wanted = [run_id(n) for n in names]
+    else:
+        wanted = [(root, run_id(n)) for root, names in picked.items() for n in names]
+    # an archived run is not in the frame unless --archived
+    return frame.loc[[w for w in wanted if w in frame.index]]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -458,7 +452,6 @@ def _output(args: argparse.Namespace) -> str:
         frame = latest_attempts(frame, all_attempts=args.all_attempts)
     frame = select_rows(frame, args)
     export = args.format in _EXTRA_FORMATS
-    frame = follow.select(frame, args)  # --tag
     priority: list[str] = []
     if args.group_by:
         frame = group_rows(frame, args.group_by)

@@ -21,7 +21,7 @@ from importlib import import_module
 
 from meticulous_hydra.exceptions import ChangeError, RecordingError, UsageError
 
-from .output import quietly
+from .output import printable, printed_safely, quietly
 
 PROG = "meticulous"
 
@@ -98,9 +98,10 @@ def _main(argv: Sequence[str] | None) -> int:
     # options may come anywhere: `meticulous tag 3 --root runs best`
     args = verb_parser(verb).parse_intermixed_args(argv[1:])
     try:
-        return int(args.func(args) or 0)
+        with printed_safely():  # what the record says never acts on the terminal
+            return int(args.func(args) or 0)
     except UsageError as e:
-        sys.stderr.write(f"{PROG} {verb}: error: {e}\n")
+        sys.stderr.write(f"{PROG} {verb}: error: {printable(str(e))}\n")
         return 2
     except (ChangeError, RecordingError) as e:
         # the disk refused (read-only, full), or a link where a run should be

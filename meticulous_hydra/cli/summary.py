@@ -32,7 +32,7 @@ from meticulous_hydra.recorder import organise
 from . import follow, selection
 from .columns import default_layout
 from .names import short_names
-from .output import quietly
+from .output import printable, quietly
 from .query import QueryError, resolve_column
 from .selection import select_rows
 from .table import FAST_FORMATS, is_missing, number, render
@@ -296,7 +296,7 @@ def show_one(path: Path, tail: int = 20) -> str:
         out += ["", f"{name} (last {len(lines)} line{plural}):", *lines]
     if exp.read_errors:
         out += ["", "read errors: " + "; ".join(exp.read_errors)]
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out), keep="\n\t") + "\n"
 
 
 # -- main ------------------------------------------------------------------------------
@@ -536,7 +536,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         seconds, argv = follow.split_watch(sys.argv[1:] if argv is None else argv)
     except UsageError as e:
-        sys.stderr.write(f"{PROG}: error: {e}\n")
+        sys.stderr.write(f"{PROG}: error: {printable(str(e))}\n")
         return 2
     if seconds is not None:
         # a redrawn table must not stop in a pager
@@ -547,10 +547,10 @@ def _main(argv: Sequence[str] | None) -> int:
             args = parse_args(argv)
             text = _output(args)
         except UsageError as e:
-            sys.stderr.write(f"{PROG}: error: {e}\n")
+            sys.stderr.write(f"{PROG}: error: {printable(str(e))}\n")
             return 2
     for warning in caught:
-        sys.stderr.write(f"{PROG}: warning: {warning.message}\n")
+        sys.stderr.write(f"{PROG}: warning: {printable(str(warning.message))}\n")
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -558,6 +558,10 @@ def _main(argv: Sequence[str] | None) -> int:
             sys.stderr.write(f"{PROG}: error: cannot write {args.output}: {e.strerror or e}\n")
             return 1
         return 0
+    if args.format != "csv" or sys.stdout.isatty():
+        # values from the record never act on the terminal (a CSV to a file or
+        # a pipe stays exact; JSON escapes them in its own way)
+        text = printable(text, keep="\n\t")
     pager = _pager(text, args)
     if pager is not None:
         sys.stdout.flush()

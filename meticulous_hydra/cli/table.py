@@ -10,50 +10,21 @@ import datetime
 import io
 import json
 import math
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from meticulous_hydra import layout
 
 from .names import short_names
+from .output import printable, safe_json
 
 if TYPE_CHECKING:
     import pandas as pd
 
 _MAX_CELL = 40
 _MIN_CUT = 16  # a text column is cut down to this to fit, rather than dropped
-
-
-_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
-@lru_cache(maxsize=8)
-def _controls(keep: str) -> re.Pattern[str]:
-    # C0 and C1 controls and DEL (a terminal acts on them: colours, cursor
-    # moves, titles, the clipboard), and the bidirectional overrides that
-    # show text in another order than it is
-    kept = "".join(f"\\x{ord(c):02x}" for c in keep)
-    pattern = "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
-    return re.compile(f"(?![{kept}]){pattern}" if kept else pattern)
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group(0)
-    code = ord(char)
-    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
-def printable(text: str, keep: str = "") -> str:
-    """``text`` safe to write to a terminal: control characters (but those in
-    ``keep``, say ``"\\n"``) written as escapes, ``\\x1b``, ``\\t``,
-    ``\\u202e``. Everything printed that came from a file goes through it: a
-    note, a tag, a config value, a summary key, a status detail."""
-    pattern = _controls(keep)
-    return pattern.sub(_escape, text) if pattern.search(text) else text
 
 
 def is_missing(value: Any) -> bool:
@@ -307,5 +278,5 @@ def render(
     if fmt == "json":
         names, rows = export_records(frame, index=index)
         records = [dict(zip(names, row, strict=True)) for row in rows]
-        return layout.dumps_json(layout.to_jsonable(records, strict=False)) + "\n"
+        return safe_json(layout.dumps_json(layout.to_jsonable(records, strict=False))) + "\n"
     return render_table(frame, fmt, width_limit, index=index, **table) + "\n"

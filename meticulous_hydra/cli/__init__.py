@@ -37,7 +37,7 @@ VERBS: dict[str, tuple[str, str]] = {
         "commands.reproduce",
         "what changed since a run, and the commands that run it again",
     ),
-    "rerun": ("commands.rerun", "run the failed jobs of a sweep again, into the same sweep"),
+    "rerun": ("commands.rerun", "run runs again (--failed: those that did not succeed)"),
     "diff": ("commands.diff", "what differs between runs: config, results, code, environment"),
     "tag": ("commands.tag", "tag runs: meticulous tag 3 5-7 best"),
     "untag": ("commands.tag", "remove a tag"),

@@ -144,10 +144,7 @@ def _hidden_note(hidden: list[str], heads: dict[str, str], width: int) -> str:
     named = ", ".join(heads[c] for c in hidden[:6])
     more = f" and {len(hidden) - 6} more" if len(hidden) > 6 else ""
     count = f"{len(hidden)} column{'s' if len(hidden) > 1 else ''}"
-    note = (
-        f"({count} hidden to fit the terminal: {named}{more}; show them with "
-        "--columns NAME..., or every column with --all)"
-    )
+    note = f"({count} hidden to fit the terminal: {named}{more}; --columns NAME... or --all shows them)"
     return textwrap.fill(note, width=max(width, 40), break_on_hyphens=False)
 
 

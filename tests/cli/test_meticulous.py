@@ -19,3 +19,22 @@ def test_unknown_verb_is_one_line_with_exit_2(capsys):
 def test_summary_is_meticulous_summary(tmp_path, capsys):
     assert cli.main(["summary", str(tmp_path / "nothing")]) == 2
     assert "meticulous-summary" in capsys.readouterr().err
+
+
+def test_the_readme_puts_the_commands_on_path_before_it_uses_them():
+    """Issue 23.13: after `make demo`, `meticulous-summary` was "command not
+    found": .venv/bin is not on PATH until activated."""
+    from helpers import PROJECT
+
+    lines = (PROJECT / "README.md").read_text().splitlines()
+    first_use = next(
+        i for i, line in enumerate(lines) if line.startswith(("$ meticulous", "$ python"))
+    )
+    activate = next(i for i, line in enumerate(lines) if "source .venv/bin/activate" in line)
+    assert activate < first_use
+    assert (
+        lines.index(
+            "$ make demo   # creates .venv, runs an 18-job sweep of the example app, prints the summary table"
+        )
+        < activate
+    )

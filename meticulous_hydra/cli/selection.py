@@ -128,8 +128,11 @@ def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
         except QueryError as e:
             raise UsageError(str(e)) from e
     for tag in words(getattr(args, "tags", None)):
+        if "tags" not in frame.columns:  # a reader subclass's rows without them
+            frame = frame.iloc[:0]
+            break
         carries = frame["tags"].map(lambda t, tag=tag: isinstance(t, tuple) and tag in t)
-        frame = frame[carries.astype(bool)] if "tags" in frame.columns else frame.iloc[:0]
+        frame = frame[carries.astype(bool)]
     last = getattr(args, "last", None)
     if last is not None:
         if last < 0:

@@ -70,25 +70,33 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int)  # bools too: True ** 10**9 is cheap, and bounded below
 
 
+class _TooLarge(QueryError):
+    """What a filter would compute is too large: said with the filter."""
+
+
 def _bound(op: type, left: Any, right: Any) -> None:
     """Refuse ``left op right`` when its result would be larger than
     MAX_BITS or MAX_LENGTH, judged from the operands' sizes alone."""
     if op is ast.Pow and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1:
+        if right.bit_length() > 64:  # whatever the base
+            raise _TooLarge(
+                f"a power too large to compute (an exponent of {right.bit_length()} bits)"
+            )
         bits = right * math.log2(abs(left))
         if bits > MAX_BITS:
-            raise QueryError(
+            raise _TooLarge(
                 f"a power too large to compute (about {bits:.3g} bits; the limit is {MAX_BITS:,})"
             )
     elif op is ast.Mult:
         if _is_int(left) and _is_int(right):
             if left.bit_length() + right.bit_length() > MAX_BITS + 1:
-                raise QueryError(f"a product too large to compute (over {MAX_BITS:,} bits)")
+                raise _TooLarge(f"a product too large to compute (over {MAX_BITS:,} bits)")
             return
         for items, times in ((left, right), (right, left)):
             repeated = isinstance(items, (str, list, tuple)) and _is_int(times)
             size = len(items) * times if repeated else 0
             if size > MAX_LENGTH:
-                raise QueryError(
+                raise _TooLarge(
                     f"a repetition too large to compute ({size:.3g} items; "
                     f"the limit is {MAX_LENGTH:,})"
                 )
@@ -313,6 +321,8 @@ def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
         if not isinstance(mask, pd.Series):
             raise QueryError(f"filter {expression!r} does not depend on any column")
         return frame[evaluator._bool(mask)]
+    except _TooLarge as e:
+        raise QueryError(f"cannot evaluate filter {expression!r}: {e}") from None
     except QueryError:
         raise
     except Exception as e:  # any failure of the expression is a one-line error

@@ -244,6 +244,16 @@ def _mean_std(mean: float, std: float | None, *, whole: bool = False) -> str:
 # -- one experiment ------------------------------------------------------------------
 
 
+def list_columns(columns: list[str]) -> str:
+    """One line a column, in the table's order: its name as the table prints it
+    (and every option takes it), then its full name where that is longer (the
+    name in CSV and JSON exports and in ``load_experiments``)."""
+    names = short_names(columns)
+    width = max((len(names[c]) for c in columns if names[c] != c), default=0)
+    lines = [names[c] if names[c] == c else f"{names[c]:<{width}}  {c}" for c in columns]
+    return "".join(printable(line) + "\n" for line in lines)
+
+
 def show_one(path: Path, tail: int = 20) -> str:
     import yaml  # ~13 ms: only to show one run
 
@@ -443,7 +453,7 @@ def _output(args: argparse.Namespace) -> str:
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
     if args.list_columns:
-        return "\n".join(str(c) for c in frame.columns) + "\n"
+        return list_columns([str(c) for c in frame.columns])
     if frame.empty:
         return f"no experiments under {', '.join(roots)} yet\n"
     if picked is not None:

@@ -72,6 +72,16 @@ def test_every_printed_name_works_in_every_option(run, realistic_root: Path) -> 
     assert code == 0, err
     headers = out.splitlines()[0].split()[1:]
     assert sorted(headers) == sorted(printed[c] for c in columns)
+    # --list-columns: the same names, in the table's order, each with its full
+    # name (that of the exports and the DataFrame) where that is longer
+    code, out, err = run("summary", "--list-columns")
+    assert code == 0, err
+    listed = [line.split() for line in out.splitlines()]
+    assert [words[0] for words in listed] == headers
+    assert all(
+        len(w) == 1 or (len(w) == 2 and names.resolve(w[0], columns) == w[1]) for w in listed
+    )
+    assert ["model", "metadata.hydra.choices.model"] in listed and ["status"] in listed
     # diff's rows, with every run of the root that differs
     code, out, err = run("diff", "1", "7", "15", "16", "--all")
     assert code == 0, err

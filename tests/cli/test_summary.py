@@ -360,7 +360,7 @@ def test_run_paths(cli) -> None:
 def test_exports_hold_every_column_exactly(cli) -> None:
     code, out, _ = cli("--format", "json")
     rows = json.loads(out)
-    names = cli("--list-columns")[1].split()
+    names = [line.split()[-1] for line in cli("--list-columns")[1].splitlines()]  # full names
     assert set(rows[0]) == {"id", *names}
     code, text, _ = cli("--format", "csv")
     assert code == 0

@@ -438,14 +438,29 @@ def _check_format(fmt: str) -> None:
         )
 
 
+def _shaped(args: argparse.Namespace, selecting: bool = True) -> bool:
+    """Whether an option asks for rows of a table (``--format``, ``--columns``,
+    ...) or, with ``selecting``, narrows the rows: one run named is then no
+    longer shown in full as it stands."""
+    table = (args.columns, args.all, args.sort, args.group_by, args.curve, args.list_columns)
+    return (
+        any(table)
+        or args.format != "simple"
+        or (selecting and (selection.filtering(args) or args.last is not None))
+    )
+
+
 def _output(args: argparse.Namespace) -> str:
     _check_format(args.format)
     try:
         roots, picked = _split_roots(args)
     except layout.InvalidIdError as e:
         raise UsageError(str(e)) from e
+    one = None  # the run, when one only is named
     if picked is not None and len(roots) == 1 and len(picked[roots[0]]) == 1:
-        return show_one(Path(roots[0]) / picked[roots[0]][0])
+        one = Path(roots[0]) / picked[roots[0]][0]
+    if one is not None and (args.show or not _shaped(args)):
+        return show_one(one)
     try:
         frame = load_experiments(
             roots[0] if len(roots) == 1 else roots, include_archived=args.archived
@@ -461,6 +476,8 @@ def _output(args: argparse.Namespace) -> str:
     else:  # repro14: one row per sweep job, its latest attempt
         frame = latest_attempts(frame, all_attempts=args.all_attempts)
     frame = select_rows(frame, args)
+    if one is not None and not _shaped(args, selecting=False) and len(frame) == 1:
+        return show_one(one)  # the selectors keep the run named: in full
     export = args.format in _EXTRA_FORMATS
     priority: list[str] = []
     if args.group_by:

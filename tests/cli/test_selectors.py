@@ -75,6 +75,21 @@ def test_the_table_takes_root_ids_and_ranges(capsys, root: Path, monkeypatch) ->
     assert code == 0 and out == "no experiments match\n"
 
 
+def test_one_run_named_is_shown_in_full_only_when_nothing_else_is_asked(capsys, root: Path) -> None:
+    """Run 3 failed: `--status SUCCESS 3` showed it in full all the same, and
+    `3 --format json` printed text, not JSON."""
+    for selectors in (["--status", "SUCCESS"], ["--tag", "best"], ["--filter", "seed == 1"]):
+        code, out, err = call(capsys, "summary", "--root", str(root), *selectors, "3")
+        assert code == 0 and out == "no experiments match\n", err
+        code, out, err = call(capsys, "show", "--root", str(root), *selectors, "3")
+        assert "no runs match" in err and not out
+    code, out, err = call(capsys, "summary", "--root", str(root), "--status", "ERROR", "3")
+    assert code == 0 and out.startswith("experiment 3 "), err  # it matches: in full
+    assert table_ids(capsys, root, "3") == [3]
+    code, out, err = call(capsys, "summary", "--root", str(root), "3", "--columns", "status")
+    assert code == 0 and out.split() == ["id", "status", "----", "--------", "3", "ERROR"], err
+
+
 def test_rerun_takes_runs_like_every_verb(capsys, root: Path) -> None:
     """Issue 23.9: `rerun --failed 27`, a failed single run, was refused."""
     code, out, err = call(capsys, "rerun", "--failed", "--dry-run", "--root", str(root), "15")

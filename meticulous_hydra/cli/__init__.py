@@ -21,7 +21,7 @@ from importlib import import_module
 
 from meticulous_hydra.exceptions import ChangeError, RecordingError, UsageError
 
-from .output import printable, printed_safely, quietly
+from .output import printable, printed_safely, quietly, warnings_as_lines
 
 PROG = "meticulous"
 
@@ -98,7 +98,8 @@ def _main(argv: Sequence[str] | None) -> int:
     # options may come anywhere: `meticulous tag 3 --root runs best`
     args = verb_parser(verb).parse_intermixed_args(argv[1:])
     try:
-        with printed_safely():  # what the record says never acts on the terminal
+        # what the record says never acts on the terminal
+        with printed_safely(), warnings_as_lines(f"{PROG} {verb}"):
             return int(args.func(args) or 0)
     except UsageError as e:
         sys.stderr.write(f"{PROG} {verb}: error: {printable(str(e))}\n")

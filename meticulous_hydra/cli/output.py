@@ -11,6 +11,7 @@ import io
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from functools import lru_cache
 from typing import Any, TextIO
@@ -98,3 +99,18 @@ def printed_safely() -> Iterator[None]:
         yield
     finally:
         sys.stdout = saved
+
+
+@contextlib.contextmanager
+def warnings_as_lines(prog: str) -> Iterator[None]:
+    """Each warning in the block (a run read incompletely) as one line on
+    stderr, ``PROG: warning: ...``, escaped: not Python's report of it, with
+    a file and line of ours and its source line."""
+
+    def show(message: Warning | str, *_: Any, **__: Any) -> None:
+        sys.stderr.write(f"{prog}: warning: {printable(str(message))}\n")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield

@@ -11,7 +11,6 @@ import re
 import shutil
 import subprocess
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -32,7 +31,7 @@ from meticulous_hydra.recorder import organise
 from . import follow, selection
 from .columns import default_layout
 from .names import short_names
-from .output import printable, quietly
+from .output import printable, quietly, warnings_as_lines
 from .query import QueryError, resolve_column
 from .selection import select_rows
 from .table import FAST_FORMATS, is_missing, number, render
@@ -568,16 +567,13 @@ def _main(argv: Sequence[str] | None) -> int:
     if seconds is not None:
         # a redrawn table must not stop in a pager
         return follow.watch(seconds, lambda: _main([*argv, "--no-pager"]))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_as_lines(PROG):
         try:
             args = parse_args(argv)
             text = _output(args)
         except UsageError as e:
             sys.stderr.write(f"{PROG}: error: {printable(str(e))}\n")
             return 2
-    for warning in caught:
-        sys.stderr.write(f"{PROG}: warning: {printable(str(warning.message))}\n")
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")

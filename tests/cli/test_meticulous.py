@@ -38,3 +38,23 @@ def test_the_readme_puts_the_commands_on_path_before_it_uses_them():
         )
         < activate
     )
+
+
+def test_a_run_read_incompletely_is_one_warning_line_in_every_command(tmp_path, capsys):
+    """The table said `meticulous-summary: warning: ...`; a verb let Python
+    print its warning with a file and line of ours and the source line under it."""
+    from helpers import record
+
+    root = tmp_path / "experiments"
+    record(root, {"x": 1}, {"loss": 1.0})
+    record(root, {"x": 2}, {"loss": 2.0})
+    (root / "2" / "summary.json").write_text("{not json")
+    capsys.readouterr()
+    for argv in (["show", "--status", "SUCCESS", "--tail", "0"], ["diff", "1", "2"], ["summary"]):
+        assert cli.main([*argv, "--root", str(root)]) == 0
+        err = capsys.readouterr().err
+        prog = "meticulous-summary" if argv[0] == "summary" else f"meticulous {argv[0]}"
+        assert err.startswith(
+            f"{prog}: warning: 1 experiment(s) under {root} read incompletely (2: "
+        )
+        assert err.count("\n") == 1 and "reader.py" not in err, err

@@ -93,13 +93,26 @@ def _bound(op: type, left: Any, right: Any) -> None:
                 raise _TooLarge(f"a product too large to compute (over {MAX_BITS:,} bits)")
             return
         for items, times in ((left, right), (right, left)):
-            repeated = isinstance(items, (str, list, tuple)) and _is_int(times)
-            size = len(items) * times if repeated else 0
+            if not (isinstance(items, (str, list, tuple)) and _is_int(times)):
+                continue
+            size = (len(items) if isinstance(items, str) else _items(items)) * times
             if size > MAX_LENGTH:
                 raise _TooLarge(
                     f"a repetition too large to compute ({size:.3g} items; "
                     f"the limit is {MAX_LENGTH:,})"
                 )
+
+
+def _items(value: Any, seen: dict[int, int] | None = None) -> int:
+    """How many items a list holds, those of the lists inside it included,
+    each time they are in it: ``[[1] * 10**4] * 10**4`` is small in memory
+    but 10**8 items once compared. A list met again is not walked again."""
+    if not isinstance(value, (list, tuple)):
+        return 1
+    seen = {} if seen is None else seen
+    if id(value) not in seen:
+        seen[id(value)] = max(1, sum(_items(v, seen) for v in value))
+    return seen[id(value)]
 
 
 def _missing(value: Any) -> bool:
@@ -325,6 +338,10 @@ def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
         raise QueryError(f"cannot evaluate filter {expression!r}: {e}") from None
     except QueryError:
         raise
+    except OverflowError:  # 10.0 ** 400
+        raise QueryError(
+            f"cannot evaluate filter {expression!r}: a number too large for a float"
+        ) from None
     except Exception as e:  # any failure of the expression is a one-line error
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise QueryError(f"cannot evaluate filter {expression!r}: {reason}") from None

@@ -35,6 +35,11 @@ BOMBS = [
     "-(mixed ** 10**9) < 0",
     "status == 'SUCCESS' or 9**9**9 > 1",
     "(seed + 10**100) ** 10**6 > 1",
+    # lists of lists: small in memory, each repetition within bounds, but
+    # 10**8 items once compared (every inner list is turned into a tuple)
+    "[[1]*10**4]*10**4 == [1]",
+    "[[[1]*100]*100]*100 == [1]",
+    "mixed in [[1]*10**4]*10**4",
 ]
 
 
@@ -86,10 +91,20 @@ def test_bombs_are_refused_by_the_table_and_the_verbs(root: Path, capsys) -> Non
         ("'a' * 3 == 'aaa' and seed == 1", [1]),
         ("[1] * 3 == [1, 1, 1] and seed > 2", [3]),
         ("2.0 ** -10000 < seed", [1, 2, 3]),
+        ("seed in [[1] * 10] * 10 + [1]", [1]),
+        ("mixed in ['abc' * 10**4] * 10 + ['a']", [3]),
     ],
 )
 def test_bounded_arithmetic_still_works(root: Path, expression: str, ids: list[int]) -> None:
     assert filter_frame(load_experiments(root), expression).index.tolist() == ids
+
+
+def test_a_float_too_large_says_so(root: Path) -> None:
+    with pytest.raises(QueryError) as caught:
+        filter_frame(load_experiments(root), "10.0 ** 400 > seed")
+    assert str(caught.value) == (
+        "cannot evaluate filter '10.0 ** 400 > seed': a number too large for a float"
+    )
 
 
 @pytest.mark.parametrize("value", ["inf", "1e300", "1e400", "-inf", "nan", "0", "-1", "86401"])

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import git, make_app_repo, run_python
+from helpers import git, make_app_repo, record, run_python
 
 from meticulous_hydra import Experiment, cli
 
@@ -141,3 +141,14 @@ def test_identical_runs_and_unknown_format(tmp_path: Path, capsys) -> None:
     assert "duration" in out or "do not differ" in out
     assert cli.main(["diff", "--root", str(root), "1-2", "--format", "nope"]) == 2
     assert "unknown format 'nope'" in capsys.readouterr().err
+
+
+def test_integer_results_and_their_deltas_print_as_integers(tmp_path: Path, capsys) -> None:
+    """`800000 (+7.8e+05)`: an integer delta printed as a rounded float."""
+    root = tmp_path / "experiments"
+    record(root, {"model": "small"}, {"params": 20_000, "loss": 0.5})
+    record(root, {"model": "large"}, {"params": 800_123, "loss": 0.25})
+    out = diff(capsys, tmp_path, "1", "2")
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:] if line.strip()}
+    assert rows["params"] == ["20000", "800123", "(+780123)"]
+    assert rows["loss"] == ["0.5", "0.25", "(-0.25)"]

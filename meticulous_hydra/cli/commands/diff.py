@@ -120,8 +120,11 @@ def rows(
                 and _numeric(first)
                 and value != first
             ):
-                delta = value - first
-                cell += f" ({'+' if delta > 0 else '-'}{number(abs(delta))})"
+                delta = abs(value - first)
+                shown = (
+                    str(delta) if isinstance(delta, int) else number(delta)
+                )  # 780123, not 7.801e+05
+                cell += f" ({'+' if value > first else '-'}{shown})"
             cells.append(cell)
         out.append((key, cells))
     if show_all or code_differs:

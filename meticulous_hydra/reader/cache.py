@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # 2: int ids in the index (issue 13); rows gained tags, notes and archived (issue 15)
-VERSION = 2
+# 3: status_detail is the exception's type and first line (issue 23.3)
+VERSION = 3
 # Folders touched this recently may change again within the same time stamp.
 _RACY_NS = 2_000_000_000
 

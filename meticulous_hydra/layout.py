@@ -318,12 +318,19 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool 
             return _INF + ("+" if value > 0 else "-")
         return None if math.isnan(value) else value
     if isinstance(value, Mapping):
-        return {
+        out = {
             str(k): to_jsonable(
                 v, strict=strict, key=f"{key}.{k}" if key else str(k), floats=floats
             )
             for k, v in value.items()
         }
+        if len(out) < len(value):  # two keys the same as text: never one lost silently
+            first, second = _same_text(value)
+            raise NotSerializable(
+                f"{key or 'value'}: the keys {first!r} and {second!r} would both be stored "
+                f"as {json.dumps(str(first))}: rename one"
+            )
+        return out
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
         return [
@@ -347,6 +354,64 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool 
             "convert it to a number, string, list or dict"
         )
     return str(value)
+
+
+def _same_text(mapping: Mapping[Any, Any]) -> tuple[Any, Any]:
+    """Two keys of ``mapping`` that are the same as text (``1`` and ``"1"``);
+    called only where there are."""
+    seen: dict[str, Any] = {}
+    for k in mapping:
+        if str(k) in seen:
+            return seen[str(k)], k
+        seen[str(k)] = k
+    raise ValueError("no two keys are the same as text")
+
+
+def _subscripts(path: Sequence[Any]) -> str:
+    """A path of keys as unambiguous subscripts: ``["a.b"][0][1]``."""
+    return "".join(f"[{json.dumps(k) if isinstance(k, str) else repr(k)}]" for k in path)
+
+
+def check_keys(
+    tree: Mapping[Any, Any], what: str, prefix: str, error: type[Exception] = RecordingError
+) -> None:
+    """Raise ``error`` naming two keys of ``tree`` whose values would become
+    one: keys that are the same as text (``1`` and ``"1"``, which JSON stores
+    alike), or two paths that make one dotted name (a key ``"a.b"`` beside
+    ``"a": {"b": ...}``, one column ``prefix.a.b`` for the reader).
+    ``what`` names the tree in the message. A loop, not a recursion."""
+    names: dict[str, tuple[Any, ...]] = {}
+    stack: list[tuple[Any, tuple[Any, ...], str | None]] = [(tree, (), prefix)]
+    while stack:
+        node, path, dotted = stack.pop()
+        if isinstance(node, Mapping):
+            if len({str(k) for k in node}) < len(node):
+                first, second = _same_text(node)
+                raise error(
+                    f"the {what} keys {_subscripts((*path, first))} and "
+                    f"{_subscripts((*path, second))} would both be stored as "
+                    f"{json.dumps(str(first))}: rename one"
+                )
+            for k, v in node.items():
+                name = None if dotted is None else f"{dotted}.{k}" if path or prefix else str(k)
+                if isinstance(v, (list, tuple)):  # a column of its own, holding the list
+                    stack.append((v, (*path, k), None))
+                elif isinstance(v, Mapping) and v:
+                    stack.append((v, (*path, k), name))
+                    continue
+                if name is not None:
+                    if name in names:
+                        raise error(
+                            f"the {what} keys {_subscripts(names[name])} and "
+                            f"{_subscripts((*path, k))} would both be read as {name}: rename one"
+                        )
+                    names[name] = (*path, k)
+        else:  # a list: the keys of the mappings in it are stored, but no columns
+            stack.extend(
+                (v, (*path, i), None)
+                for i, v in enumerate(node)
+                if isinstance(v, (Mapping, list, tuple)) and v
+            )
 
 
 def localise(value: Any, places: Sequence[tuple[str, str]]) -> Any:

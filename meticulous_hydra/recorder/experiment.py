@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from meticulous_hydra import layout
-from meticulous_hydra.exceptions import (  # the first also imported from here
+from meticulous_hydra.exceptions import (  # ResumeMismatchError also imported from here
+    NotSerializable,
     ResumeMismatchError,
     StorageError,
 )
@@ -146,6 +147,9 @@ class Experiment:
         self.default_end: tuple[str, str] = (layout.SUCCESS, "")
         if experiment_id is not None and not self.norecord:
             experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
+        # nothing recorded would lose a value: two keys that would be one are refused
+        layout.check_keys(dict(config or {}), "config", "config")
+        layout.check_keys(dict(metadata or {}), "metadata", "metadata")
         redactor = Redactor(redact)
         redacted: list[str] = []
         self.config = redactor.tree(_plain_config(config), found=redacted)
@@ -322,8 +326,10 @@ class Experiment:
         """Merge ``values`` into summary.json (nested dicts merge by key)."""
         if self.norecord:
             return
+        layout.check_keys(dict(values), "summary", "summary", NotSerializable)
         converted = layout.to_jsonable(dict(values), strict=True)
         merged = layout.deep_merge(_copy_tree(self._summary), converted)
+        layout.check_keys(merged, "summary", "summary", NotSerializable)  # with what it had
         self._storage(layout.write_json, self.dir / layout.SUMMARY, merged)
         self._summary = merged
 
@@ -341,6 +347,7 @@ class Experiment:
         """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``."""
         if self.norecord:
             return
+        layout.check_keys(dict(metrics), "metrics", "", NotSerializable)
         record = {"step": step, "time": layout.now().isoformat()}
         record.update(layout.to_jsonable(dict(metrics), strict=True))
         line = (layout.dumps_json(record, indent=None) + "\n").encode("utf-8")

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+import errno
 import json
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Container, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -276,11 +278,76 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+#: The largest file the reader reads into a run's row (metadata.json,
+#: config.json, summary.json, STATUS, NOTES): far more than any run writes; a
+#: larger one is that run's read_error, not memory eaten without end.
+READ_LIMIT = 64 << 20
+
+_FILE_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def not_a_file(mode: int) -> OSError:
+    """The error for reading a path of ``mode`` (a ``stat`` mode) that is no regular file."""
+    kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a file")
+    return OSError(errno.EINVAL, f"not a regular file ({kind})")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            break
+        n /= 1024  # type: ignore[assignment]  # a float from here on
+    return f"{n:.0f} {unit}" if n == int(n) else f"{n:.1f} {unit}"
+
+
+def read_file(path: str | os.PathLike[str], limit: int | None = READ_LIMIT) -> bytes:
+    """The bytes of the regular file ``path`` (a link to one is followed).
+
+    Anything else raises OSError with a ``strerror`` that says what it is,
+    without blocking or reading on: a FIFO (opened non-blocking), a device, a
+    folder, or a file larger than ``limit`` bytes.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise not_a_file(info.st_mode)
+        size = info.st_size
+        if limit is not None and size > limit:
+            raise OSError(
+                errno.EFBIG, f"too large to read ({_size(size)}; the limit is {_size(limit)})"
+            )
+        data = os.read(fd, size + 1)  # all of it, as the size says, in one call
+        if len(data) == size:
+            return data
+        chunks, total = [data], len(data)  # it changed size meanwhile: read to the end
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise OSError(errno.EFBIG, f"too large to read (the limit is {_size(limit)})")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def block(metadata: Mapping[str, Any], key: str) -> dict[str, Any]:
     """metadata.json's object ``key`` (``git``, ``hydra``...): ``{}`` where it
     is absent or not an object, as in a hand-edited file."""
     value = metadata.get(key)
     return value if isinstance(value, dict) else {}
+
+
+def texts(value: Any) -> list[str]:
+    """metadata.json's list of strings (``overrides``, ``argv``...) as one:
+    ``[]`` where it is no list, as in a hand-edited file; items as text."""
+    return [v if isinstance(v, str) else str(v) for v in value] if isinstance(value, list) else []
 
 
 def write_status(path: Path, status: str, detail: str = "") -> None:
@@ -435,11 +502,19 @@ def deep_merge(base: dict, update: Mapping) -> dict:
     return base
 
 
+def is_run_listing(names: Container[str]) -> bool:
+    """Whether a folder holding ``names`` is a run the recorder wrote: it has
+    a metadata.json or a STATUS. The one place this is decided: the reader
+    asks it of the names it lists in each folder (one listing a folder)."""
+    return METADATA in names or STATUS in names
+
+
 def is_experiment_dir(path: str | os.PathLike[str]) -> bool:
-    """A folder the recorder wrote: it has a metadata.json or a STATUS."""
-    return os.path.exists(os.path.join(path, METADATA)) or os.path.exists(
-        os.path.join(path, STATUS)
-    )
+    """Whether the folder ``path`` is a run (:func:`is_run_listing`)."""
+    try:
+        return is_run_listing(os.listdir(path))
+    except OSError:  # missing, or not a folder
+        return False
 
 
 # -- organising runs (issue 15): markers the user adds, each a plain file ------

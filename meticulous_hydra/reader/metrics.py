@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
+import warnings
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meticulous_hydra import layout
+from meticulous_hydra.exceptions import ReadWarning
 
 from .frame import run_id  # the id as load_experiments' index holds it, so the two join
 
@@ -35,11 +38,14 @@ _TAIL_MAX = 16 * 1024 * 1024
 
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The lines of one metrics.jsonl as dicts; a line cut short by a crash,
-    or anything else that is not a JSON object, is skipped."""
+    or anything else that is not a JSON object, is skipped. A metrics.jsonl
+    that is no regular file (a FIFO, a device) has none, with a ReadWarning."""
     try:
-        with open(path, "rb") as f:
-            body = f.read().strip()
+        body = layout.read_file(path, limit=None).strip()
     except FileNotFoundError:
+        return []
+    except OSError as e:
+        warnings.warn(f"{path}: {e.strerror or e}; its metrics are left out", ReadWarning, 2)
         return []
     if not body:
         return []
@@ -204,12 +210,15 @@ def runs_frame(runs: Iterable[tuple[str, str, str]], *, with_root: bool) -> pd.D
 
 def last_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The last complete line of a metrics.jsonl, read from the end of the
-    file: the cost does not grow with the file."""
+    file: the cost does not grow with the file. None for no regular file."""
     try:
-        with open(path, "rb") as f:
-            return _last_line(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks
     except OSError:
         return None
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _last_line(f)
 
 
 def _last_line(f: Any) -> dict[str, Any] | None:

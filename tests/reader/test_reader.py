@@ -241,6 +241,18 @@ def test_hydra_and_argparse_runs_share_a_root(app_repo: Path) -> None:
     assert df["git.sha"].nunique() == 1 and not df["git.dirty"].any()
 
 
+def test_metrics_wide_times_are_utc_datetimes(tmp_path: Path) -> None:
+    exp = Experiment({}, root=tmp_path / "r", capture_output=False, code_dir=tmp_path)
+    for step in range(3):
+        exp.log({"loss": 1.0 / (step + 1)}, step=step)
+    exp.finish()
+    reader = ExperimentReader(exp.dir)
+    wide, long = reader.metrics_wide, reader.metrics
+    assert isinstance(wide["time"].dtype, pd.DatetimeTZDtype) and str(wide["time"].dt.tz) == "UTC"
+    assert wide["time"].tolist() == long["time"].tolist()
+    assert wide["time"].dtype == long["time"].dtype
+
+
 class Syscalls:
     """The folders listed and the files opened under ``root``, seen through
     Python's audit events (an audit hook stays for the process: it records

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DEMO_ROOT := experiments
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-slurm lint format bench clean
 
 # compat editable mode keeps hydra_plugins/ a real path on sys.path, so
 # Hydra's plugin scan finds the search-path plugin (PEP 660's import hook hides it).
@@ -20,8 +20,22 @@ demo: $(STAMP)
 # pytest-xdist: one worker per core; worksteal, as test times range from 10 ms
 # to 12 s. Tests are independent (tmp_path); a run that several tests read is
 # made once per session (tests/helpers.py: shared_once).
+# tests/slurm runs on a real SLURM cluster (tests/slurm/start.sh), when one
+# answers (else it is skipped, saying why): its tests mostly wait on SLURM,
+# each on its own jobs, so they run side by side, a worker each.
+SLURM_TESTS := tests/slurm
+SLURM_WORKERS := 14
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist worksteal
+	$(PY) -m pytest -q -p no:cacheprovider -n auto --dist worksteal --ignore=$(SLURM_TESTS)
+	$(PY) -m pytest -q -p no:cacheprovider $(SLURM_TESTS) \
+	    -n $$(tests/slurm/start.sh status && echo $(SLURM_WORKERS) || echo 0)
+
+# Start the cluster (as root: it installs SLURM when missing), run tests/slurm
+# on it, and stop it again.
+test-slurm: $(STAMP)
+	tests/slurm/start.sh
+	METICULOUS_SLURM=required $(PY) -m pytest -q -p no:cacheprovider -n $(SLURM_WORKERS) \
+	    $(SLURM_TESTS); status=$$?; tests/slurm/start.sh stop; exit $$status
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

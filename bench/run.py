@@ -241,6 +241,56 @@ def realistic(work: Path) -> list[dict]:
     ]
 
 
+BIG_DIFF_START = """
+import json, time
+start = time.perf_counter()
+from meticulous_hydra import Experiment
+Experiment({{}}, root={root!r}, allow_dirty=True, capture_output=False).finish()
+seconds = time.perf_counter() - start
+peak = [l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM:")][0]
+print(json.dumps({{"seconds": seconds, "peak_mb": int(peak) / 1024}}))
+"""
+
+
+def big_diff(work: Path) -> list[dict]:
+    """Issue 21 #7: a run starting with a 100 MB git.diff, against git
+    writing the same diff to a file, and its peak memory."""
+    (work / "bigdiff").mkdir()
+    repo = make_app(work / "bigdiff")
+    with open(repo / "app.py", "a") as f:  # a tracked file grows by 100 MB
+        f.writelines(
+            f"# line {i:09d} of a change far bigger than any code\n" for i in range(2_000_000)
+        )
+    code = BIG_DIFF_START.format(root=str(work / "bigdiff-root"))
+    starts = [in_child(code, repo) for _ in range(3)]
+    starts.sort(key=lambda r: r["seconds"])
+    start = starts[1]
+    git = interleaved(
+        {"git": (["sh", "-c", f"git diff HEAD --binary > {work / 'plain.diff'}"], None)},
+        repo,
+        runs=3,
+    )["git"]
+    size_mb = (work / "plain.diff").stat().st_size / 2**20
+    return [
+        row(
+            f"start with a {size_mb:.0f} MB git.diff vs git diff > file (s)",
+            start["seconds"],
+            git,
+            "s",
+            "ratio <= 1.5",
+            start["seconds"] <= 1.5 * git,
+        ),
+        row(
+            f"start with a {size_mb:.0f} MB git.diff: peak memory (MB)",
+            max(r["peak_mb"] for r in starts),
+            None,
+            "MB",
+            "<= 60 MB (flat)",
+            max(r["peak_mb"] for r in starts) <= 60,
+        ),
+    ]
+
+
 def main() -> int:
     started = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="meticulous-bench-"))
@@ -248,6 +298,12 @@ def main() -> int:
     if sys.argv[1:] == ["realistic"]:  # issue 13's figures alone
         try:
             results += realistic(work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return report(results, started, write=False)
+    if sys.argv[1:] == ["diff"]:  # issue 21 #7's figures alone
+        try:
+            results += big_diff(work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return report(results, started, write=False)
@@ -463,6 +519,7 @@ def main() -> int:
                 t["recorded"] / t["bare"] <= 1.25,
             )
         )
+        results += big_diff(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report(results, started)

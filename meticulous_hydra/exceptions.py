@@ -3,7 +3,9 @@
 The recorder's errors are :class:`RecordingError`\\s: a program that starts
 runs from Python (a sweep driver, a notebook) can catch them and go on. The
 command line turns :class:`UsageError` and :class:`QueryError` into one line
-and exit code 2. The modules that raise them re-export them, so older imports
+and exit code 2, and :class:`ChangeError` (and a :class:`RecordingError` met
+by a verb, such as :class:`LinkRefused`) into one line and exit code 1. The
+modules that raise them re-export them, so older imports
 (``meticulous_hydra.layout.RecordingError``, ...) keep working.
 """
 
@@ -26,6 +28,12 @@ class StorageError(RecordingError, OSError):
         return str(self.strerror)
 
 
+class LinkRefused(RecordingError):
+    """A symbolic link where meticulous-hydra would write, delete or number a
+    run (a run folder, a file in one, the root's ``.trash``, ``.numbers``,
+    ``.sweeps``, ``.reruns``): never followed, whatever it points to."""
+
+
 class DirtyRepoError(RecordingError):
     """Tracked files have uncommitted changes and ``allow_dirty`` is off."""
 
@@ -36,6 +44,12 @@ class ResumeMismatchError(RecordingError):
 
 class NotSerializable(TypeError):
     """A value (in ``summary()`` or ``log()``) that has no faithful JSON form."""
+
+
+class ChangeError(Exception):
+    """A recorded run or the trash could not be changed as asked (read-only or
+    full disk, no permission): the command line shows one line naming the file,
+    exit code 1."""
 
 
 class UsageError(Exception):

@@ -6,6 +6,7 @@ written lives here; docs/FORMAT.md is the prose version of this module.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
 import errno
@@ -14,12 +15,12 @@ import math
 import os
 import re
 import stat
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
 # Older code imports these from here.
-from .exceptions import InvalidIdError, NotSerializable, RecordingError, StorageError
+from .exceptions import InvalidIdError, LinkRefused, NotSerializable, RecordingError, StorageError
 
 FORMAT_VERSION = 1
 
@@ -40,14 +41,23 @@ ROOT_GITIGNORE = ".gitignore"
 SWEEPS_DIR = ".sweeps"
 # One empty folder per number ever given in the root, so that none is given twice.
 NUMBERS_DIR = ".numbers"
+# One claim per failed sweep job being run again by `meticulous rerun`.
+RERUNS_DIR = ".reruns"
+# The empty file that marks a folder as a run this project made, created when
+# the folder is claimed (runs from before it are told by metadata.json + STATUS).
+RUN_MARKER = ".meticulous-run"
 
 RUNNING = "RUNNING"
 SUCCESS = "SUCCESS"
 ERROR = "ERROR"
 INTERRUPTED = "INTERRUPTED"
+# The scheduler (SLURM) ended the run at its time limit.
+TIMEOUT = "TIMEOUT"
+# The scheduler put the job back in its queue: it runs again, in this folder.
+REQUEUED = "REQUEUED"
 DIED = "DIED"
-FINAL_STATUSES = (SUCCESS, ERROR, INTERRUPTED)
-STATUSES = (RUNNING, *FINAL_STATUSES)
+FINAL_STATUSES = (SUCCESS, ERROR, INTERRUPTED, TIMEOUT)
+STATUSES = (RUNNING, REQUEUED, *FINAL_STATUSES)
 
 # JSON has no NaN or infinity: NaN is written as null and +-inf as +-1e999,
 # which every JSON parser reads back as a float overflowing to +-inf.
@@ -82,17 +92,20 @@ def make_dir(path: Path, *, exist_ok: bool = False) -> None:
 
 
 def open_append(path: Path) -> int:
-    """An fd appending to ``path`` (created with FILE_MODE)."""
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    """An fd appending to ``path`` (created with FILE_MODE); a symbolic link
+    there is not followed (OSError ELOOP)."""
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
 
 
 def validate_id(experiment_id: str) -> str:
-    """Return the id if it is one path component of ``[A-Za-z0-9._-]``, else raise."""
+    """Return the id if it is one path component of ``[A-Za-z0-9._-]`` not
+    starting with ``.`` (those names are the root's own), else raise."""
     text = str(experiment_id)
-    if not _ID_RE.fullmatch(text) or text in (".", ".."):
+    if not _ID_RE.fullmatch(text) or text.startswith("."):
+        # a name starting with '.' is the root's own (.trash), and no reader lists it
         raise InvalidIdError(
-            f"invalid experiment id {text!r}: use 1-255 characters from A-Z a-z 0-9 . _ - "
-            "(not '.' or '..')"
+            f"invalid experiment id {text!r}: use 1-255 characters from A-Z a-z 0-9 . _ -, "
+            "not starting with '.'"
         )
     return text
 
@@ -101,12 +114,21 @@ def is_numbered(name: str) -> bool:
     return name.isascii() and name.isdigit()
 
 
+# The roots this process created, until a run announces it (see new_root).
+_new_roots: set[str] = set()
+
+
 def ensure_root(root: str | os.PathLike[str]) -> Path:
     """Create the experiments root (with parents) and the ``*`` .gitignore that keeps
     it out of the user's git status; return its absolute path."""
     try:
         path = Path(root).expanduser().absolute()
-        make_dir(path, exist_ok=True)
+        try:
+            make_dir(path)
+            _new_roots.add(os.path.normpath(path))
+        except FileExistsError:
+            if not path.is_dir():
+                raise
         ignore = path / ROOT_GITIGNORE
         if not ignore.exists():
             atomic_write_text(ignore, "*\n")
@@ -118,6 +140,80 @@ def ensure_root(root: str | os.PathLike[str]) -> Path:
             "choose another root or fix its permissions"
         ) from e
     return path
+
+
+def new_root(root: Path) -> bool:
+    """Whether this process created ``root`` and has not said so yet: True once."""
+    try:
+        _new_roots.remove(os.path.normpath(os.path.abspath(root)))
+    except KeyError:
+        return False
+    return True
+
+
+def link_refused(path: Path) -> LinkRefused:
+    """The error for a symbolic link at ``path`` where a real folder or file must be."""
+    try:
+        target = f" (to {os.readlink(path)})"
+    except OSError:
+        target = ""
+    return LinkRefused(
+        f"{path} is a symbolic link{target}: meticulous-hydra never writes or deletes "
+        "through a link, which could lead out of the experiments root; make it a real "
+        "folder (or name the folder it points to)"
+    )
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+
+@contextlib.contextmanager
+def own_folder(root: Path, *names: str, create: bool = True) -> Iterator[int]:
+    """An fd of the folder ``root/names...`` where each of ``names`` is a real
+    folder, created if missing (with ``create``), never a symbolic link (one
+    raises :class:`LinkRefused`). ``root`` itself may be a link (a root on
+    another disk). Writes relative to the fd stay in that folder, whatever
+    is renamed or replaced by a link meanwhile."""
+    fds = [os.open(root, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        path = root
+        for name in names:
+            path = path / name
+            fds.append(_open_own(name, fds[-1], path, create))
+        yield fds[-1]
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _open_own(name: str, dir_fd: int, path: Path, create: bool) -> int:
+    try:
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+        try:
+            os.mkdir(name, DIR_MODE, dir_fd=dir_fd)
+        except FileExistsError:
+            pass  # made by another process meanwhile
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        if os.path.islink(path):
+            raise link_refused(path) from None
+        raise
+
+
+def _mark(name: str, dir_fd: int) -> None:
+    """Create the run marker in the folder ``name`` (relative to ``dir_fd``)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW
+    os.close(os.open(os.path.join(name, RUN_MARKER), flags, FILE_MODE, dir_fd=dir_fd))
+
+
+def mark_run(folder: Path) -> None:
+    """Mark ``folder`` as a run of this project (see :data:`RUN_MARKER`)."""
+    with own_folder(folder.parent, create=False) as fd:
+        _mark(folder.name, fd)
 
 
 def _largest_number(folder: Path) -> int:
@@ -138,18 +234,22 @@ def claim_next(root: Path) -> Path:
     folder, so roots from before the markers keep their numbers.
     """
     candidate = max(_largest_number(root), _largest_number(root / NUMBERS_DIR)) + 1
-    while True:
-        path = root / str(candidate)
-        try:
-            make_dir(root / NUMBERS_DIR / str(candidate))
-            make_dir(path)
-            return path
-        except FileExistsError:
-            candidate += 1
-        except OSError as e:
-            raise RecordingError(
-                f"cannot create experiment folder {path}: {e.strerror or e}"
-            ) from e
+    try:
+        with own_folder(root) as root_fd, own_folder(root, NUMBERS_DIR) as numbers_fd:
+            while True:
+                name = str(candidate)
+                try:
+                    os.mkdir(name, DIR_MODE, dir_fd=numbers_fd)
+                    os.mkdir(name, DIR_MODE, dir_fd=root_fd)
+                except FileExistsError:
+                    candidate += 1
+                    continue
+                _mark(name, root_fd)
+                return root / name
+    except OSError as e:
+        raise RecordingError(
+            f"cannot create experiment folder {root / str(candidate)}: {e.strerror or e}"
+        ) from e
 
 
 def claim_folder(root: Path, experiment_id: str | None = None) -> tuple[Path, bool]:
@@ -161,20 +261,41 @@ def claim_folder(root: Path, experiment_id: str | None = None) -> tuple[Path, bo
         return claim_next(root), False
     folder = root / validate_id(experiment_id)
     try:
-        if is_numbered(experiment_id):  # a number chosen by hand is never given again either
-            make_dir(root / NUMBERS_DIR / experiment_id, exist_ok=True)
-        make_dir(folder)
-    except FileExistsError:
-        if not inside(root, folder) or not folder.is_dir():
-            raise RecordingError(
-                f"{folder} is a link out of {root} or not a folder: choose another experiment id"
-            ) from None
-        return folder, True
+        with own_folder(root) as root_fd:
+            if is_numbered(experiment_id):  # a number chosen by hand is never given again either
+                with own_folder(root, NUMBERS_DIR) as numbers_fd:
+                    try:
+                        os.mkdir(experiment_id, DIR_MODE, dir_fd=numbers_fd)
+                    except FileExistsError:
+                        pass
+            try:
+                os.mkdir(experiment_id, DIR_MODE, dir_fd=root_fd)
+            except FileExistsError:
+                return folder, _existing(root, folder, root_fd)
+            _mark(experiment_id, root_fd)
     except OSError as e:
         raise StorageError(
             e.errno, f"cannot create experiment folder {folder}: {e.strerror or e}"
         ) from e
     return folder, False
+
+
+def _existing(root: Path, folder: Path, root_fd: int) -> bool:
+    """Whether the existing ``folder`` is a run to resume (True), or an empty
+    folder to record into (False, marked now); anything else is refused."""
+    if folder.is_symlink() or not folder.is_dir():
+        raise RecordingError(
+            f"{folder} is a symbolic link (a link out of {root}, or to another run) or not a "
+            "folder: choose another experiment id"
+        )
+    if is_experiment_dir(folder) or os.path.exists(folder / RUN_MARKER):
+        return True
+    if any(folder.iterdir()):
+        raise RecordingError(
+            f"{folder} holds files that are not an experiment's: choose another experiment id"
+        )
+    _mark(folder.name, root_fd)
+    return False
 
 
 def claim_sweep_folder(root: Path, sweep_id: str, job_num: int) -> Path:
@@ -187,34 +308,47 @@ def claim_sweep_folder(root: Path, sweep_id: str, job_num: int) -> Path:
     and the link is replaced.
     """
     job_num = int(job_num)
-    link = root / SWEEPS_DIR / validate_id(sweep_id) / str(job_num)
-    found = _linked_folder(root, link, sweep_id, job_num)
-    if found is not None:
-        return found
-    folder = claim_next(root)
-    # relative, so that the root can be copied or moved with its links
-    target = f"../../{folder.name}"
+    name = str(job_num)
+    link = root / SWEEPS_DIR / validate_id(sweep_id) / name
     try:
-        make_dir(link.parent, exist_ok=True)
-        try:
-            os.symlink(target, link)  # created whole or not at all
-        except FileExistsError:
-            found = _linked_folder(root, link, sweep_id, job_num)
-            if found is not None:  # the same job started twice at once: the first one wins
-                folder.rmdir()
+        with own_folder(root, SWEEPS_DIR, sweep_id) as links:
+            found = _linked_folder(root, links, name, sweep_id, job_num)
+            if found is not None:
                 return found
-            tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
-            os.symlink(target, tmp)
-            os.replace(tmp, link)  # the stale link, replaced whole
+            folder = claim_next(root)
+            # relative, so that the root can be copied or moved with its links
+            target = f"../../{folder.name}"
+            try:
+                os.symlink(target, name, dir_fd=links)  # created whole or not at all
+            except FileExistsError:
+                found = _linked_folder(root, links, name, sweep_id, job_num)
+                if found is not None:  # the same job started twice at once: the first one wins
+                    (folder / RUN_MARKER).unlink()
+                    folder.rmdir()
+                    return found
+                tmp = f".{name}.{os.getpid()}.tmp"
+                os.symlink(target, tmp, dir_fd=links)
+                os.replace(tmp, name, src_dir_fd=links, dst_dir_fd=links)  # the stale link, whole
     except OSError as e:
         raise RecordingError(f"cannot write the sweep link {link}: {e.strerror or e}") from e
     return folder
 
 
-def _linked_folder(root: Path, link: Path, sweep_id: str, job_num: int) -> Path | None:
-    """The folder ``link`` names if it was recorded for this job, else None."""
+def sweep_file(root: Path, sweep_id: str, name: str) -> Path:
+    """``.sweeps/<sweep_id>/<name>``: a file the launching process of a sweep
+    keeps for its jobs (its folder created, and neither it nor ``.sweeps`` a
+    symbolic link: LinkRefused)."""
+    folder = root / SWEEPS_DIR / validate_id(sweep_id)
+    with own_folder(root, SWEEPS_DIR, sweep_id):
+        pass
+    return folder / name
+
+
+def _linked_folder(root: Path, links: int, name: str, sweep_id: str, job_num: int) -> Path | None:
+    """The folder the link ``name`` (in the folder ``links``) names if it was
+    recorded for this job, else None."""
     try:
-        folder = root / validate_id(os.path.basename(os.readlink(link)))
+        folder = root / validate_id(os.path.basename(os.readlink(name, dir_fd=links)))
     except (OSError, InvalidIdError):  # no link (or not a link), or one out of the root
         return None
     if not folder.is_dir() or not inside(root, folder):
@@ -240,7 +374,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
         with open(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
@@ -366,6 +500,53 @@ def now() -> _dt.datetime:
 
 
 _ARRAY_MODULES = ("numpy", "torch", "jax", "jaxlib")
+
+#: How deeply a config, summary or metrics value may nest: far more than any
+#: real config, and far from Python's recursion limit in every writer and reader.
+MAX_DEPTH = 100
+
+
+def check_depth(value: Any, what: str, error: type[Exception] = RecordingError) -> None:
+    """Raise ``error`` naming the deepest key when ``value`` nests more than
+    :data:`MAX_DEPTH` levels of mappings and lists (measured without recursion)."""
+    containers = (Mapping, list, tuple)
+    if isinstance(value, Mapping) and not any(isinstance(v, containers) for v in value.values()):
+        return  # flat, as metrics mostly are
+    stack = [(value, 0)]
+    while stack:  # the common case, a few levels, costs a few microseconds
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(node, Mapping):
+            node = node.values()
+        elif not isinstance(node, (list, tuple)):
+            continue
+        stack.extend(
+            (v, depth + 1) for v in node if isinstance(v, containers) or depth >= MAX_DEPTH
+        )
+    else:
+        return
+    keys = _deepest(value)
+    shown = ".".join(keys[:6]) + ("..." if len(keys) > 6 else "")
+    raise error(
+        f"{what} is nested {len(keys)} levels deep (at {shown}); at most {MAX_DEPTH} levels "
+        "can be recorded: flatten it"
+    )
+
+
+def _deepest(value: Any) -> tuple[str, ...]:
+    """The keys leading to the most deeply nested value in ``value``."""
+    keys: tuple[str, ...] = ()
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > len(keys):
+            keys = path
+        if isinstance(node, Mapping):
+            stack.extend((v, (*path, str(k))) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, (*path, f"[{i}]")) for i, v in enumerate(node))
+    return keys
 
 
 def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool = False) -> Any:
@@ -503,18 +684,30 @@ def deep_merge(base: dict, update: Mapping) -> dict:
 
 
 def is_run_listing(names: Container[str]) -> bool:
-    """Whether a folder holding ``names`` is a run the recorder wrote: it has
-    a metadata.json or a STATUS. The one place this is decided: the reader
-    asks it of the names it lists in each folder (one listing a folder)."""
-    return METADATA in names or STATUS in names
+    """Whether a folder holding ``names`` is a run this project made: the run
+    marker with ``metadata.json`` (or, its metadata damaged, ``STATUS``), or,
+    in a run recorded before the marker, both ``metadata.json`` and
+    ``STATUS``. A folder that merely holds a ``metadata.json`` (a dataset's,
+    say) is no run. For a reader that lists each folder once (a set of
+    names); :func:`is_experiment_dir` asks the disk."""
+    if RUN_MARKER in names:
+        return METADATA in names or STATUS in names
+    return METADATA in names and STATUS in names
+
+
+class _OnDisk:
+    """The names of a folder, looked up one at a time (a stat each)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+
+    def __contains__(self, name: object) -> bool:
+        return os.path.exists(os.path.join(self.path, str(name)))
 
 
 def is_experiment_dir(path: str | os.PathLike[str]) -> bool:
-    """Whether the folder ``path`` is a run (:func:`is_run_listing`)."""
-    try:
-        return is_run_listing(os.listdir(path))
-    except OSError:  # missing, or not a folder
-        return False
+    """A run folder this project made (see :func:`is_run_listing`)."""
+    return is_run_listing(_OnDisk(path))
 
 
 # -- organising runs (issue 15): markers the user adds, each a plain file ------

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 # Commits in test repos must not depend on the machine's git config.
@@ -102,6 +104,7 @@ def record(
     config: dict[str, Any] | None = None,
     summary: dict[str, Any] | None = None,
     status: str | None = None,
+    detail: str = "",
     **kw: Any,
 ) -> Any:
     """Record one finished run in-process (no git, no capture) and return its Experiment."""
@@ -110,7 +113,7 @@ def record(
     exp = Experiment(config, root=root, capture_output=False, code_dir=root.parent, **kw)
     if summary:
         exp.summary(summary)
-    exp.finish(status)
+    exp.finish(status, detail)
     return exp
 
 
@@ -152,3 +155,33 @@ def shared_once(tmp_path_factory: Any, name: str, make: Callable[[Path], Any]) -
             folder.mkdir()
             done.write_text(json.dumps(make(folder)))
     return folder, json.loads(done.read_text())
+
+
+def in_mount_namespace(
+    setup: str, command: list[str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in a private mount namespace after the ``setup`` shell lines."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("needs permission to create mount namespaces (root in CI)")
+    script = f'set -e\n{setup}\nexec "$@"'
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *command],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def go_together(procs: list[subprocess.Popen]) -> None:
+    """Wait until each of ``procs`` has printed ``ready``, then tell them all
+    ``go`` (a line on stdin): the start line of a race."""
+    for proc in procs:
+        with watchdog(proc):
+            assert proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from meticulous_hydra.exceptions import RecordingError
 from meticulous_hydra.layout import to_jsonable
 from meticulous_hydra.recorder.environment import command_argv
 from meticulous_hydra.recorder.experiment import Experiment
-from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
+from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, REDACTED, Redactor
 
 _GROUP_MARK = "_meticulous_group"
 # The group's options: (name, is a flag, help). Each lands in the Namespace as
@@ -121,6 +122,143 @@ def changed_arguments(parser: argparse.ArgumentParser, namespace: argparse.Names
     ]
 
 
+# -- the command line, redacted by what argparse made of it ------------------------
+
+
+def _option(parser: argparse.ArgumentParser, token: str) -> tuple[list[Any], str | None] | None:
+    """What argparse takes ``token`` for: None for a positional, else the
+    actions it may name (one, or several when ambiguous; none for an option
+    the parser doesn't know) and the value attached to it (``--opt=V``,
+    ``-oV``). The rules of ``ArgumentParser._parse_optional``, read from the
+    parser's option strings."""
+    chars = parser.prefix_chars
+    if not token or token[0] not in chars:
+        return None
+    actions = parser._option_string_actions
+    if token in actions:
+        return [actions[token]], None
+    if len(token) == 1:
+        return None
+    name, sep, value = token.partition("=")
+    if sep and name in actions:
+        return [actions[name]], value
+    found: list[tuple[Any, str | None]] = []
+    if token[1] in chars:  # --long: a unique abbreviation, with =value or not
+        if parser.allow_abbrev:
+            found = [(a, value if sep else None) for o, a in actions.items() if o.startswith(name)]
+    else:  # -x: a short option with its value attached, or a -long one abbreviated
+        for option, action in actions.items():
+            if option == token[:2]:
+                found.append((action, token[2:]))
+            elif option.startswith(token):
+                found.append((action, None))
+    unique = {id(action): (action, attached) for action, attached in found}
+    if len(unique) == 1:
+        return [a for a, _ in unique.values()], found[0][1]
+    if unique:  # ambiguous (argparse refuses it): the =value, if any, is hidden with them
+        return [a for a, _ in unique.values()], value if sep and token[1] in chars else None
+    negative = parser._negative_number_matcher.match(token)
+    if (negative and not parser._has_negative_number_optionals) or " " in token:
+        return None
+    return [], None
+
+
+def _takes(action: Any, following: list[str], is_option: Any) -> int:
+    """How many of the ``following`` tokens ``action`` consumes as its values."""
+    nargs = action.nargs
+    if nargs == argparse.REMAINDER:
+        return len(following)
+    if nargs is None:
+        return 1
+    if isinstance(nargs, int):
+        return nargs
+    free = 0  # values run up to the next option (or --)
+    while free < len(following) and following[free] != "--" and not is_option(following[free]):
+        free += 1
+    return min(free, 1) if nargs == argparse.OPTIONAL else free
+
+
+def _flag_chain(parser: argparse.ArgumentParser, token: str, action: Any, attached: str) -> Any:
+    """``-vpS``: flags that take no value, then the option that takes the
+    rest. Returns that last action and its attached value (None when the
+    value comes in the next tokens), or None if the chain is not one."""
+    chars = parser.prefix_chars
+    while action.nargs == 0 and attached and token[1] not in chars:
+        action = parser._option_string_actions.get(token[0] + attached[0])
+        if action is None:
+            return None
+        attached = attached[1:]
+    return action, attached or None
+
+
+def redact_parsed_argv(
+    parser: argparse.ArgumentParser, args: Sequence[str], redactor: Redactor
+) -> list[str]:
+    """``args`` as ``parser`` read them, with the values of every secret
+    option hidden however they were typed: its short alias, a value attached
+    (``-pS``), an abbreviation (``--db-pass S``), ``--opt=S``, flags combined
+    before it (``-vpS``), every value of ``nargs="+"``. An option is secret by
+    its destination or by any of its option strings; a subcommand's options
+    are read by its own parser."""
+
+    def secret(action: Any) -> bool:
+        names = [action.dest, *(o.lstrip(parser.prefix_chars) for o in action.option_strings)]
+        return any(redactor.matches(str(n)) for n in names)
+
+    def is_option(token: str) -> bool:
+        return _option(parser, token) is not None
+
+    subcommands = {
+        name: sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, sub in action.choices.items()
+    }
+    out: list[str] = []
+    tokens = list(args)
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token == "--":
+            out += tokens[i - 1 :]
+            break
+        found = _option(parser, token)
+        if found is None:
+            out.append(token)
+            if token in subcommands:  # the rest is the subcommand's
+                out += redact_parsed_argv(subcommands[token], tokens[i:], redactor)
+                break
+            continue
+        actions, attached = found
+        hidden = any(secret(a) for a in actions)  # ambiguous: hide if any may be secret
+        if len(actions) == 1 and attached is not None:
+            chain = _flag_chain(parser, token, actions[0], attached)
+            if chain is not None:
+                last, attached = chain
+                hidden = secret(last)
+                actions = [last]
+        if attached is not None:
+            out.append(token[: len(token) - len(attached)] + REDACTED if hidden else token)
+            continue
+        out.append(token)
+        n = _takes(actions[0], tokens[i:], is_option) if len(actions) == 1 else 0
+        out += [REDACTED if hidden else t for t in tokens[i : i + n]]
+        i += n
+    return out
+
+
+def _recorded_argv(parser: argparse.ArgumentParser, redactor: Redactor) -> list[str]:
+    """The process's command line, its arguments redacted as ``parser``
+    reads them (the arguments it parsed are ``sys.argv[1:]``, unless
+    ``record()`` was given others: the parser's rules are then the best
+    guess), then by the generic rules."""
+    command = command_argv()
+    tail = len(sys.argv) - 1
+    head, args = command[: len(command) - tail], command[len(command) - tail :]
+    return redactor.argv([*head, *redact_parsed_argv(parser, args, redactor)])
+
+
 def record(
     parser: argparse.ArgumentParser,
     argv: Sequence[str] | None = None,
@@ -149,6 +287,8 @@ def record(
         norecord=norecord,
     )
     namespace = parser.parse_args(argv)
+    redactor = Redactor(redact)
+    recorded_argv = _recorded_argv(parser, redactor)
     options = {name: getattr(namespace, _PREFIX + name) for name, _, _ in _OPTIONS}
     overrides = changed_arguments(parser, namespace)
     for name in options:
@@ -165,7 +305,8 @@ def record(
             overrides=overrides,
             metadata={
                 "adapter": "argparse",
-                "launch": {"argv": Redactor(redact).argv(command_argv()), "cwd": os.getcwd()},
+                "argv": recorded_argv,
+                "launch": {"argv": recorded_argv, "cwd": os.getcwd()},
             },
             redact=redact,
             allow_dirty_hint="--allow-dirty",

@@ -5,23 +5,32 @@ it. MULTIRUN can only redirect each job from inside the job process, so
 ``on_multirun_start`` adds an override that makes ``hydra.sweep.subdir`` a
 resolver call (``meticulous.job_dir``); Hydra evaluates it in the job, before
 it creates the output dir, and the resolver claims the folder there. When the
-user chose ``hydra.run.dir`` / ``hydra.sweep.subdir``, Hydra's output goes
-there and the run is still recorded in a folder of its own under the root.
+app set ``hydra.run.dir`` / ``hydra.sweep.subdir`` (in any of its configs or on
+its command line, even to Hydra's default value: see hydra_compose.py),
+Hydra's output goes there and the run is still recorded in a folder of its own
+under the root.
 
-Hydra turns an exception raised in a callback into a warning, so a run that
-can't be recorded is stopped with SystemExit under ``@hydra.main``, and from
-Python (hydra-zen ``launch()``) by an output dir that fails to resolve with
-the RecordingError itself, which reaches the caller.
+The recording switch (``+meticulous=on``) is taken out of the overrides the
+app sees as the run starts, so that no override list or dir name shows it.
+
+Hydra turns an exception raised in a callback into a warning and runs the task
+unrecorded, so every hook stops the run on any exception of ours: with
+SystemExit and one line under ``@hydra.main``, and from Python (hydra-zen
+``launch()``), at the start, by an output dir that fails to resolve with the
+RecordingError itself, which reaches the caller.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
+import functools
 import os
 import secrets
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
@@ -34,11 +43,14 @@ from omegaconf.errors import InterpolationResolutionError
 from meticulous_hydra import layout
 from meticulous_hydra.exceptions import DirtyRepoError, RecordingError
 from meticulous_hydra.recorder import provenance
+from meticulous_hydra.recorder.announce import notice
 from meticulous_hydra.recorder.environment import command_argv, global_rank
 from meticulous_hydra.recorder.experiment import Experiment
 from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
+from meticulous_hydra.recorder.hooks import status_from_exception
 from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
 
+from .hydra_compose import set_by_app, take_switch
 from .hydra_config import (
     config_cleaner,
     hydra_metadata,
@@ -133,25 +145,40 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-# Hydra's own values (hydra/conf/hydra/output/default.yaml): any other one was
-# chosen by the user, in a config file or on the command line.
-_HYDRA_DEFAULTS = {
-    "hydra.run.dir": "outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}",
-    "hydra.sweep.subdir": "${hydra.job.num}",
-}
-
-
-def _user_set(config: DictConfig, key: str) -> bool:
-    """Whether the user chose Hydra's output dir ``key``; then it stays theirs."""
-    # raw strings: an override's value may itself be an interpolation
-    if any(o.lstrip("+").startswith(f"{key}=") for o in raw_strings(config.hydra.overrides.hydra)):
-        return True
-    parent, _, leaf = key.rpartition(".")
-    # hydra.run / hydra.sweep: always in a Hydra config
-    raw = cast(
-        "dict[str, Any]", OmegaConf.to_container(OmegaConf.select(config, parent), resolve=False)
+def _as_recording_error(error: Exception, hook: str) -> RecordingError:
+    if isinstance(error, RecordingError):
+        return error
+    text = " ".join(str(error).split())  # OmegaConf's messages take several lines
+    return RecordingError(
+        f"cannot record this run ({hook}): {type(error).__name__}: {text}".rstrip(": ")
     )
-    return raw.get(leaf) != _HYDRA_DEFAULTS[key]
+
+
+_Hook = Callable[..., None]
+
+
+def _stops_the_run(job_dir_key: str | None) -> Callable[[_Hook], _Hook]:
+    """Any exception of ours in the hook stops the run with one line, never
+    Hydra's warning and a task that runs unrecorded: a start hook as a
+    refusal does (:func:`_stop`, ``job_dir_key`` names the dir it would have
+    set); a job hook ends the job's record as ERROR and exits 1."""
+
+    def wrap(hook: _Hook) -> _Hook:
+        @functools.wraps(hook)
+        def guarded(self: MeticulousCallback, config: DictConfig, *args: Any, **kw: Any) -> None:
+            try:
+                hook(self, config, *args, **kw)
+            except Exception as e:
+                error = _as_recording_error(e, hook.__name__)
+                if job_dir_key is not None:
+                    _stop(config, error, job_dir_key)
+                    return
+                self._end_failed_job(f"meticulous-hydra: {error}")
+                _fail(str(error))
+
+        return guarded
+
+    return wrap
 
 
 def _callbacks(config: DictConfig) -> dict[str, Any]:
@@ -188,6 +215,7 @@ class MeticulousCallback(Callback):
         self.norecord = bool(norecord)
         self.redact = list(redact) if redact else []
         # Set in the launching process, then carried to every job by pickling.
+        self._switch: list[str] = []  # +meticulous=on, as given
         self._git: Any = None
         self._git_read = False
         self._sweep: dict[str, Any] | None = None
@@ -202,14 +230,19 @@ class MeticulousCallback(Callback):
         self._sweep_root: str | None = None
         self._redirected = False
         self._exp: Experiment | None = None
+        self._claimed: Path | None = None  # this job's folder, once claimed
         # per job: the literal secrets to scrub, and whether Hydra's output
         # dir is the experiment folder (then its files are ours to clean)
         self._hidden: set[str] = set()
         self._hydra_files_ours = False
+        # submitit's handler of its timeout/preemption signal, and ours around it
+        self._signal_chain: tuple[int, Any, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_exp"] = None  # a live run never travels to another process
+        state["_claimed"] = None
+        state["_signal_chain"] = None
         return state
 
     @property
@@ -270,49 +303,50 @@ class MeticulousCallback(Callback):
 
     # -- launching process ---------------------------------------------------
 
+    @_stops_the_run("hydra.run.dir")
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _writable_as_before(config)
         if self._off:
+            take_switch(config)
             return
         self._begin(config, "RUN")
-        try:
-            self._read_git(config)
-            folder, existed = layout.claim_folder(
-                layout.ensure_root(self._root(config)), self.experiment_id
+        self._switch = take_switch(config)
+        self._read_git(config)
+        folder, existed = layout.claim_folder(
+            layout.ensure_root(self._root(config)), self.experiment_id
+        )
+        if existed and not layout.is_experiment_dir(folder) and any(folder.iterdir()):
+            raise RecordingError(
+                f"{folder} holds files that are not an experiment's: choose another id"
             )
-            if existed and not layout.is_experiment_dir(folder) and any(folder.iterdir()):
-                raise RecordingError(
-                    f"{folder} holds files that are not an experiment's: choose another id"
-                )
-        except RecordingError as e:
-            _stop(config, e, "hydra.run.dir")
-            return
         self._folder = str(folder)
-        if not _user_set(config, "hydra.run.dir"):
+        if not set_by_app(config, "hydra.run.dir", kwargs.get("config_name"), multirun=False):
             config.hydra.run.dir = str(folder)
 
+    @_stops_the_run("hydra.sweep.subdir")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _writable_as_before(config)
         if self._off:
+            take_switch(config)
             return
         self._begin(config, "MULTIRUN")
+        self._switch = take_switch(config)  # before the sweeper makes its jobs of them
         sweep_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
         self._sweep = {"id": sweep_id, "dir": str(Path(str(config.hydra.sweep.dir)).absolute())}
-        try:
-            if self.experiment_id is not None:
-                raise RecordingError(
-                    f"{self._flag}.experiment_id names one folder; a sweep needs one per job: "
-                    "drop it"
-                )
-            self._read_git(config)
-            root = layout.ensure_root(self._root(config))
-            if any(c in str(root) for c in "'\"\\$"):
-                raise RecordingError(
-                    f"the experiments root {root} contains a quote, backslash or $: choose another"
-                )
-        except RecordingError as e:
-            _stop(config, e, "hydra.sweep.subdir")
-            return
+        if self.experiment_id is not None:
+            raise RecordingError(
+                f"{self._flag}.experiment_id names one folder; a sweep needs one per job: drop it"
+            )
+        self._read_git(config)
+        root = layout.ensure_root(self._root(config))
+        if any(c in str(root) for c in "'\"\\$"):
+            raise RecordingError(
+                f"the experiments root {root} contains a quote, backslash or $: choose another"
+            )
+        if self._git is not None:
+            self._keep_diff(root, sweep_id)
         self._sweep_root = str(root)
-        if _user_set(config, "hydra.sweep.subdir"):
+        if set_by_app(config, "hydra.sweep.subdir", kwargs.get("config_name"), multirun=True):
             return
         _register_resolvers()
         self._redirected = True
@@ -322,22 +356,43 @@ class MeticulousCallback(Callback):
         config.hydra.overrides.hydra.append(f'hydra.sweep.subdir="{subdir}"')
         config.hydra.sweep.subdir = subdir
 
+    def _keep_diff(self, root: Path, sweep_id: str) -> None:
+        """The diff of the code as the sweep starts, kept once in the root
+        for every job to link to: never carried in memory to them."""
+        path = layout.sweep_file(root, sweep_id, layout.GIT_DIFF)
+        try:
+            self._git.keep_diff(path)
+        except OSError as e:
+            raise RecordingError(f"cannot keep the diff in {path}: {e.strerror or e}") from e
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        kept = getattr(self._git, "diff_file", None)
+        if kept:  # every job has its own link to it now
+            try:
+                os.unlink(kept)
+            except OSError:
+                pass
+
     # -- job process -----------------------------------------------------------
 
-    def _job_folder(self, config: DictConfig, hc: HydraConf, job_num: Any) -> str:
+    def _job_folder(self, config: DictConfig, hc: HydraConf, job_num: Any) -> tuple[str, bool]:
         """The folder this job records into: always one this callback claimed
-        under the root, whatever Hydra's output dir is."""
+        under the root, whatever Hydra's output dir is; and whether a
+        requeued job comes back to it (a sweep job's link, a chosen id)."""
         if self._folder is not None and self._mode == "RUN":
-            return self._folder
+            return self._folder, self.experiment_id is not None
         if self._sweep is not None and self._sweep_root is not None:
             if self._redirected:
-                return str(hc.runtime.output_dir)
-            return job_dir(self._sweep_root, self._sweep["id"], int(job_num))
+                return str(hc.runtime.output_dir), True
+            return job_dir(self._sweep_root, self._sweep["id"], int(job_num)), True
         # declared in a way that skipped the start hooks
-        return str(layout.claim_next(layout.ensure_root(self._root(config))))
+        return str(layout.claim_next(layout.ensure_root(self._root(config)))), False
 
+    @_stops_the_run(None)
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
         self._end_stale_run()
+        hc = HydraConfig.get()
+        _writable_as_before(config, hc)
         if self._off:
             self._exp = Experiment(norecord=True) if self.norecord else None
             return
@@ -345,49 +400,57 @@ class MeticulousCallback(Callback):
             self._begin(config, "RUN")
         provenance.use_packages(self._packages)
         _restore_file_names(task_function, self._main_file)
-        hc = HydraConfig.get()
-        try:
-            if not self._git_read:
-                self._read_git(config)
-            resolved, missing = resolve_job_config(config)
-            redactor = Redactor(self.redact)
-            given = raw_strings(hc.overrides.task)
-            hidden = redactor.secrets(resolved, given)
-            hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
-            job_num = hydra_meta["job_num"]
-            folder = self._job_folder(config, hc, job_num)
-            self._hidden = hidden
-            self._hydra_files_ours = _same_dir(folder, hc.runtime.output_dir)
-            if self._hydra_files_ours:
-                redact_hydra_files(hc, redactor, hidden)
-            sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
-            code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
-            self._exp = Experiment._for_adapter(
-                resolved,
-                folder=folder,
-                description=self.description,
-                capture_output=self.capture_output,
-                overrides=hydra_meta["overrides"],
-                # a secret can reach a path or an id (an output dir named
-                # after the overrides, say): every string is scrubbed
-                metadata=redactor.scrub(
-                    {
-                        "adapter": "hydra",
-                        "hydra": hydra_meta,
-                        "sweep": sweep,
-                        "missing": missing,
-                        "launch": self._launch,
-                        "argv": redactor.argv(command_argv()),
-                        "cwd": os.getcwd(),
-                    },
-                    hidden,
-                ),
-                code_dir=Path(code_file).parent if code_file else None,
-                git_state=self._git,
-                redact=self.redact,
-            )
-        except RecordingError as e:
-            _fail(str(e))
+        if not self._git_read:
+            self._read_git(config)
+        resolved, missing = resolve_job_config(config)
+        redactor = Redactor(self.redact)
+        given = raw_strings(hc.overrides.task)
+        typed = OmegaConf.to_container(config, resolve=False)
+        hidden = redactor.secrets(resolved, given, typed)
+        hydra_meta = hydra_metadata(config, hc, redactor, hidden, self._mode)
+        # the switch, out of the app's sight, is in the record: a reproduction records too
+        hydra_meta["overrides"] = [*self._switch, *hydra_meta["overrides"]]
+        job_num = hydra_meta["job_num"]
+        folder, resumable = self._job_folder(config, hc, job_num)
+        volatile: frozenset[str] = frozenset()
+        if (Path(folder) / layout.METADATA).exists():  # to be resumed
+            raw = OmegaConf.to_container(config, resolve=False)
+            volatile = provenance.volatile_keys(raw)  # type: ignore[arg-type]
+        self._claimed = Path(folder)
+        self._hidden = hidden
+        self._hydra_files_ours = _same_dir(folder, hc.runtime.output_dir)
+        if self._hydra_files_ours:
+            redact_hydra_files(hc, redactor, hidden)
+        sweep = dict(self._sweep, job_num=job_num) if self._sweep else None
+        code_file = getattr(getattr(task_function, "__code__", None), "co_filename", None)
+        self._exp = Experiment._for_adapter(
+            resolved,
+            folder=folder,
+            description=self.description,
+            capture_output=self.capture_output,
+            overrides=hydra_meta["overrides"],
+            # a secret can reach a path or an id (an output dir named
+            # after the overrides, say): every string is scrubbed
+            metadata=redactor.scrub(
+                {
+                    "adapter": "hydra",
+                    "hydra": hydra_meta,
+                    "sweep": sweep,
+                    "missing": missing,
+                    "launch": self._launch,
+                    "argv": redactor.argv(command_argv()),
+                    "cwd": os.getcwd(),
+                },
+                hidden,
+            ),
+            code_dir=Path(code_file).parent if code_file else None,
+            git_state=self._git,
+            secrets=hidden,
+            redact=self.redact,
+            resumable=resumable,
+            volatile=volatile,
+        )
+        self._chain_submitit_signal(self._exp, hc)
         # A job that returns reaches on_job_end; one still open when the
         # process exits left by an exception Hydra does not catch.
         self._exp.default_end = (
@@ -395,9 +458,54 @@ class MeticulousCallback(Callback):
             "the job exited before returning (SystemExit raised)",
         )
 
+    def _chain_submitit_signal(self, exp: Experiment, hc: HydraConf) -> None:
+        """Under submitit, SLURM's signal before the time limit (or at a
+        preemption) goes to submitit's handler, which requeues the job and
+        exits, or raises UncompletedJobError when it won't (the timeouts
+        allowed are used up): the run then ends REQUEUED or TIMEOUT, not as
+        the exit code or the error."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        found = _submitit_handler()
+        if found is None:
+            return
+        signum, handler, owner = found
+        job = os.environ.get("SLURM_JOB_ID", "?")
+        launcher = hc.launcher
+        limit = launcher.get("timeout_min") if isinstance(launcher, DictConfig) else None
+        name = signal.Signals(signum).name
+
+        def on_signal(sig: int, frame: Any) -> None:
+            timed_out = bool(owner.has_timed_out())
+            what = (
+                f"SLURM job {job} reached its time limit ({limit} min)"
+                if timed_out
+                else f"SLURM job {job} was preempted"
+            )
+            try:
+                handler(sig, frame)
+            except SystemExit:  # requeued (scontrol requeue): it exits to run again
+                exp.finish(layout.REQUEUED, f"{name}: {what}; submitit requeued it")
+                raise
+            except Exception as e:
+                status = layout.TIMEOUT if timed_out else layout.INTERRUPTED
+                exp.finish(status, f"{name}: {what}; not requeued: {e}")
+                raise
+
+        signal.signal(signum, on_signal)
+        self._signal_chain = (signum, handler, on_signal)
+
+    def _unchain_signal(self) -> None:
+        chain, self._signal_chain = self._signal_chain, None
+        if chain is not None and signal.getsignal(chain[0]) is chain[2]:
+            signal.signal(chain[0], chain[1])
+
+    @_stops_the_run(None)
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        exp, self._exp = self._exp, None
+        self._unchain_signal()
+        exp = self._exp  # ended here, or by the guard if this raises
         if exp is None or exp.norecord:
+            self._exp = None
             if exp is not None:
                 exp.finish()
             return
@@ -408,15 +516,29 @@ class MeticulousCallback(Callback):
             # the public return_value re-raises the error: read it as stored
             error = job_return._return_value
             if isinstance(error, BaseException):
-                exp.finish_from_exception(error)
+                status, detail = status_from_exception(error)
             else:
-                exp.finish(layout.ERROR, repr(error))
-            if self.capture_output:
-                # Hydra prints the traceback after the job, when nothing is
-                # captured any more: the stderr file gets it too
-                _append_status_detail(exp.dir)
+                status, detail = layout.ERROR, repr(error)
+            # Hydra reports a failed run on the terminal once the job is over:
+            # its stdout/stderr files keep what the terminal shows. (A sweep
+            # reports its first failure once the sweep is over: the sweep's.)
+            until_exit = self._mode == "RUN" and _from_command_line()
+            exp.finish(status, detail, output_until_exit=until_exit)
+        self._exp, self._claimed = None, None
         if self._hydra_files_ours:
             self._redact_pickles(config, job_return)
+
+    def _end_failed_job(self, detail: str) -> None:
+        """End the job's record as ERROR: its run, or the folder claimed
+        for it before the run could start (Hydra's output may be there)."""
+        exp, self._exp = self._exp, None
+        claimed, self._claimed = self._claimed, None
+        if exp is not None and not exp.norecord:
+            if not exp.finished:
+                exp.finish(layout.ERROR, detail)
+        elif claimed is not None and not (claimed / layout.STATUS).exists():
+            with contextlib.suppress(OSError):
+                layout.write_status(claimed / layout.STATUS, layout.ERROR, detail)
 
     def _redact_pickles(self, config: DictConfig, job_return: JobReturn) -> None:
         """Hydra's PickleJobInfoCallback pickles the config and the JobReturn
@@ -440,14 +562,14 @@ class MeticulousCallback(Callback):
             value = OmegaConf.to_container(value, resolve=True)
         try:
             exp.summary(value if isinstance(value, dict) else {"return_value": value})
-        except TypeError as e:
-            logging.getLogger("meticulous_hydra").warning(
-                "experiment %s: the task's return value was not recorded: %s", exp.id, e
-            )
+        except TypeError as e:  # NotSerializable: the rest of the run is recorded
+            notice(f"experiment {exp.id}: the task's return value was not recorded: {e}")
 
     def _end_stale_run(self) -> None:
         """A job that left through SystemExit or KeyboardInterrupt skips
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
+        self._unchain_signal()
+        self._claimed = None
         exp, self._exp = self._exp, None
         if exp is not None and not exp.finished:
             exp.finish()
@@ -456,18 +578,34 @@ class MeticulousCallback(Callback):
         return f"MeticulousCallback(root={self.root!r})"
 
 
+def _submitit_handler() -> tuple[int, Callable[[int, Any], Any], Any] | None:
+    """submitit's handler of its timeout/preemption signal (USR2, or USR1 as
+    SUBMITIT_PREEMPT_SIGNAL may say), with the signal and the object it is a
+    method of; None outside a submitit job."""
+    for signum in (signal.SIGUSR2, signal.SIGUSR1):
+        handler = signal.getsignal(signum)
+        owner = getattr(handler, "__self__", None)
+        if (
+            callable(handler)
+            and getattr(handler, "__name__", "") == "checkpoint_and_try_requeue"
+            and type(owner).__module__.startswith("submitit")
+        ):
+            return signum, handler, owner
+    return None
+
+
 def _same_dir(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _append_status_detail(folder: Path) -> None:
-    _, detail = layout.parse_status((folder / layout.STATUS).read_text(encoding="utf-8"))
-    if detail:
-        fd = layout.open_append(folder / layout.STDERR)
-        try:
-            os.write(fd, (detail + "\n").encode("utf-8", "replace"))
-        finally:
-            os.close(fd)
+def _writable_as_before(config: DictConfig, hc: HydraConf | None = None) -> None:
+    """The recording switch made ``hydra.callbacks`` writable to declare the
+    callback after a write-protected primary config (conf/__init__.py): Hydra's
+    node is as write-protected as ever for the app (in its job, ``hc``)."""
+    for hydra_node in (config.hydra, hc):
+        callbacks = getattr(hydra_node, "callbacks", None)  # a DictConfig, typed as HydraConf
+        if isinstance(callbacks, DictConfig):
+            OmegaConf.set_readonly(callbacks, None)
 
 
 _DYNAMIC = "<dynamic-code>"

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from meticulous_hydra.layout import atomic_write_bytes, atomic_write_text, to_jsonable
 from meticulous_hydra.recorder.redact import MISSING, Redactor
@@ -166,35 +166,76 @@ def config_cleaner(redactor: Redactor, secrets: set[str]) -> Callable[[Any], Any
     return clean
 
 
-def _clean_dictconfig(cfg: Any, clean: Any) -> Any:
+def _clean_dictconfig(cfg: Any, clean: Callable[[Any], Any]) -> bool:
+    """Hide the secrets of a DictConfig in place, leaf by leaf, so that every
+    node keeps its type and flags (Hydra's rerun wants the ``hydra`` node a
+    ``HydraConf``). Returns whether anything changed."""
     if not isinstance(cfg, DictConfig):
-        return cfg
-    return OmegaConf.create(clean(OmegaConf.to_container(cfg, resolve=False)))
+        return False
+    before = OmegaConf.to_container(cfg, resolve=False)
+    after = clean(copy.deepcopy(before))
+    if after == before:
+        return False
+    _apply(cfg, before, after)
+    return True
 
 
-def redact_job_return(job_return: Any, clean: Any) -> Any:
+def _apply(node: DictConfig | ListConfig, before: Any, after: Any) -> None:
+    """Set in ``node`` the leaves where ``after`` differs from ``before``
+    (plain trees of the same shape: redaction changes values, never keys)."""
+    keys = before.keys() if isinstance(before, dict) else range(len(before))
+    for key in keys:
+        old, new = before[key], after[key]
+        if old == new:
+            continue
+        child = node._get_node(key)
+        if _same_shape(old, new) and isinstance(child, (DictConfig, ListConfig)):
+            _apply(child, old, new)
+            continue
+        with read_write(node), open_dict(node):
+            try:
+                node[key] = new
+            except ValidationError:
+                # a typed node (an int) can't say <redacted>: the value is
+                # then missing, which every type can be
+                node[key] = MISSING
+
+
+def _same_shape(old: Any, new: Any) -> bool:
+    """Two containers with the same keys (the same length, for lists)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return old.keys() == new.keys()
+    return isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
+
+
+def redact_job_return(job_return: Any, clean: Callable[[Any], Any]) -> bool:
     """The config parts of a JobReturn, redacted in place (its return value
-    is the task's and stays)."""
+    is the task's and stays). Returns whether anything changed."""
+    changed = False
     for name in ("cfg", "hydra_cfg"):
-        value = getattr(job_return, name, None)
-        if isinstance(value, DictConfig):
-            setattr(job_return, name, _clean_dictconfig(value, clean))
-    if isinstance(getattr(job_return, "overrides", None), list):
-        job_return.overrides = clean({"hydra": {"overrides": {"task": job_return.overrides}}})[
-            "hydra"
-        ]["overrides"]["task"]
-    if isinstance(getattr(job_return, "working_dir", None), str):
-        job_return.working_dir = clean({"w": job_return.working_dir})["w"]
-    return job_return
+        changed |= _clean_dictconfig(getattr(job_return, name, None), clean)
+    overrides = getattr(job_return, "overrides", None)
+    if isinstance(overrides, list):
+        shown = clean({"hydra": {"overrides": {"task": overrides}}})["hydra"]["overrides"]["task"]
+        changed |= shown != overrides
+        job_return.overrides = shown
+    working_dir = getattr(job_return, "working_dir", None)
+    if isinstance(working_dir, str):
+        shown = clean({"w": working_dir})["w"]
+        changed |= shown != working_dir
+        job_return.working_dir = shown
+    return changed
 
 
-def _rewrite_pickle(path: Path, change: Any) -> None:
+def _rewrite_pickle(path: Path, clean: Callable[[Any], bool]) -> None:
     """The same for a pickle that Hydra's PickleJobInfoCallback wrote into
-    the experiment folder (ours: the job wrote it a moment ago)."""
+    the experiment folder (ours: the job wrote it a moment ago): ``clean``
+    changes the object in place, and the file is rewritten only if it did."""
     if not path.exists():
         return
     import pickle  # only with Hydra's PickleJobInfoCallback on
 
     with open(path, "rb") as f:
         value = pickle.load(f)
-    atomic_write_bytes(path, pickle.dumps(change(value), protocol=4))
+    if clean(value):
+        atomic_write_bytes(path, pickle.dumps(value, protocol=4))

@@ -7,7 +7,9 @@ its part, and exposes ``register(subparsers)``: it
 adds its sub-parser and sets ``func`` (called with the parsed namespace,
 returning the exit code). Modules load only when their verb runs, so
 ``meticulous --help`` stays fast. User errors raise ``UsageError`` and end here
-as one line on stderr with exit code 2.
+as one line on stderr with exit code 2; a change the disk refuses
+(``ChangeError``) or a link refused (``LinkRefused``), as one line with exit
+code 1.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from importlib import import_module
 
-from meticulous_hydra.exceptions import UsageError
+from meticulous_hydra.exceptions import ChangeError, RecordingError, UsageError
 
 PROG = "meticulous"
 
@@ -94,3 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         sys.stderr.write(f"{PROG} {verb}: error: {e}\n")
         return 2
+    except (ChangeError, RecordingError) as e:
+        # the disk refused (read-only, full), or a link where a run should be
+        sys.stderr.write(f"{PROG} {verb}: error: {e}\n")
+        return 1

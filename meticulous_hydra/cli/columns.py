@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _CHOICES = "metadata.hydra.choices."
-_FAILED = (layout.ERROR, layout.DIED)
+# statuses whose STATUS detail the table shows: why it failed, or why SLURM
+# stopped it (its time limit, a requeue)
+_TOLD = (layout.ERROR, layout.DIED, layout.TIMEOUT, layout.REQUEUED)
 
 
 def varying(frame: pd.DataFrame, column: str) -> bool:
@@ -131,7 +133,7 @@ def default_columns(frame: pd.DataFrame) -> list[str]:
     others = [c for c in changing if c not in {*swept, *own_folder, *derived}]
     results = [c for c in frame.columns if c.startswith("summary.") and frame[c].notna().any()]
     cols = ["status", *swept, *others, *results]
-    if frame["status"].isin(_FAILED).any():
+    if frame["status"].isin(_TOLD).any():
         cols.append("status_detail")
     if frame["description"].fillna("").astype(str).str.len().gt(0).any():
         cols.append("description")
@@ -139,4 +141,7 @@ def default_columns(frame: pd.DataFrame) -> list[str]:
         cols.append("tags")  # issue 15's tags, once a run shown has one
     if "attempts" in frame.columns and (frame["attempts"] > 1).any():
         cols.append("attempts")  # issue 14: a sweep job run again by `meticulous rerun`
+    restarts = "metadata.restarts"
+    if restarts in frame.columns and (frame[restarts].fillna(0) > 0).any():
+        cols.append(restarts)  # issue 22: a job that SLURM requeued, resumed in its folder
     return [*cols, *derived, *own_folder, "start_time", "duration"]

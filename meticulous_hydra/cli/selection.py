@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meticulous_hydra import layout
-from meticulous_hydra.exceptions import UsageError
+from meticulous_hydra.exceptions import LinkRefused, UsageError
 from meticulous_hydra.reader.reader import describe_ids, experiment_names, load_experiments
 
 from .summary import select_rows
@@ -80,7 +80,8 @@ def run_names(root: Path) -> list[str]:
         raise UsageError(str(e)) from None
 
 
-def _split(token: str, default_root: Path) -> tuple[Path, str]:
+def split_token(token: str, default_root: Path) -> tuple[Path, str]:
+    """The root and the name ``token`` (an id, a range or ``ROOT/ID``) stands for."""
     if "/" in token or os.sep in token:
         path = Path(token.rstrip("/" + os.sep))
         return path.parent, path.name
@@ -107,11 +108,11 @@ def expand(
 
 def one(token: str, default_root: Path) -> Run:
     """The one run ``token`` (an id or ``ROOT/ID``) names, for verbs that act on one."""
-    root, name = _split(token, default_root)
+    root, name = split_token(token, default_root)
     names = expand(name, root, run_names(root))
     if len(names) != 1:
         raise UsageError(f"{token!r} names {len(names)} runs; give one id or ROOT/ID")
-    return Run(root, names[0])
+    return _no_links([Run(root, names[0])])[0]
 
 
 def select(
@@ -124,7 +125,7 @@ def select(
     named: list[Run] = []
     listing: dict[Path, list[str]] = {}
     for token in tokens:
-        root, name = _split(token, default_root)
+        root, name = split_token(token, default_root)
         if root not in listing:
             listing[root] = run_names(root)
         named += [Run(root, n) for n in expand(name, root, listing[root])]
@@ -135,7 +136,7 @@ def select(
             "name the runs: ids (3 5), ranges (3-7), ROOT/ID, or --sweep/--status/--filter"
         )
     if not filtering:
-        return named
+        return _no_links(named)
     roots = list(dict.fromkeys(r.root for r in named)) if named else [default_root]
     # named runs are looked for even when archived: naming one is explicit
     chosen = {
@@ -150,7 +151,20 @@ def select(
         picked = [r for r in picked if r in chosen]
     if not picked:
         raise UsageError("no runs match the selection")
-    return picked
+    return _no_links(picked)
+
+
+def _no_links(runs: list[Run]) -> list[Run]:
+    """``runs``, refusing a run folder that is a symbolic link: a verb never
+    follows one, to read what it will change or to write."""
+    for run in runs:
+        if run.path.is_symlink():
+            raise LinkRefused(
+                f"{run.path} is a symbolic link (to {os.readlink(run.path)}), not a run folder "
+                f"of {run.root}: meticulous acts only on the folders in the root; name the "
+                "folder it points to instead"
+            )
+    return runs
 
 
 def _filtered(root: Path, args: argparse.Namespace, include_archived: bool) -> list[str]:

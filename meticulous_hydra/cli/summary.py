@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 PROG = "meticulous-summary"
-_ERROR_STATUSES = ("ERROR", "DIED")
+_ERROR_STATUSES = (layout.ERROR, layout.DIED, layout.TIMEOUT)
 _EXTRA_FORMATS = ("csv", "json")
 
 
@@ -206,7 +206,7 @@ def pattern_columns(frame: pd.DataFrame, patterns: Sequence[str]) -> list[str]:
 
 def group_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """One row per group: the key columns, ``n`` runs, how many ``failed``
-    (ERROR or DIED), and ``<col>.mean`` / ``<col>.std`` of every numeric
+    (ERROR, DIED or TIMEOUT), and ``<col>.mean`` / ``<col>.std`` of every numeric
     summary column over the group's successful runs."""
     import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
@@ -265,7 +265,9 @@ def show_one(path: Path, tail: int = 20) -> str:
     if not path.is_dir():
         raise UsageError(_missing_run(path) or f"no experiment folder {path}")
     if path not in experiment_dirs(path.parent):
-        raise UsageError(f"{path} is not an experiment folder (no STATUS or metadata.json)")
+        raise UsageError(
+            f"{path} is not a run folder (a run holds {layout.RUN_MARKER} and {layout.METADATA})"
+        )
     exp = ExperimentReader(path)
     meta = exp.metadata
     out = [f"experiment {exp.id}  ({path})", f"status: {exp.status}"]

@@ -129,15 +129,20 @@ def fast_table(columns: list[list[str]], heads: list[str], fmt: str) -> str | No
 
 
 _SHORTENED = ("config.", "summary.", "metadata.hydra.choices.")
+# metadata columns the default table shows, by their own name
+_SHORT_METADATA = ("metadata.restarts",)
 
 
 def headers(columns: list[str]) -> dict[str, str]:
     """Column headers: ``config.``, ``summary.`` (and a Hydra config group's
-    ``metadata.hydra.choices.``) dropped where the short name is unambiguous
-    among ``columns`` and the other column names."""
+    ``metadata.hydra.choices.``, and ``metadata.`` of ``restarts``) dropped
+    where the short name is unambiguous among ``columns`` and the other
+    column names."""
     short = {}
     for column in columns:
         prefix = next((p for p in _SHORTENED if column.startswith(p)), "")
+        if column in _SHORT_METADATA:
+            prefix = "metadata."
         short[column] = column[len(prefix) :]
     taken: dict[str, int] = {}
     for name in short.values():

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from meticulous_hydra import layout
+from meticulous_hydra.recorder.gitstate import git_env
 
 from .frame import hashable
 from .reader import ExperimentReader, flatten
@@ -100,7 +101,12 @@ def code_key(f: dict[str, Any]) -> tuple[Any, ...]:
 
 def _git(top: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["git", "-C", top, *args], capture_output=True, text=True, check=False, timeout=60
+        ["git", "-C", top, *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=git_env(),
     )
 
 

@@ -318,7 +318,8 @@ class ExperimentReader:
 
     @property
     def status(self) -> str:
-        """RUNNING, SUCCESS, ERROR, INTERRUPTED, DIED, or UNKNOWN when unreadable."""
+        """RUNNING, SUCCESS, ERROR, INTERRUPTED, TIMEOUT, REQUEUED, DIED, or UNKNOWN
+        when unreadable."""
         return self._status[0]
 
     @property

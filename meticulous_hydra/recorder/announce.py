@@ -1,4 +1,6 @@
-"""The one line an adapter prints on stderr when a run starts recording."""
+"""The one line an adapter prints on stderr when a run starts recording, and
+the few notices a run may need to give: all on stderr, never stdout (the
+program's own, read by pipes and parsers)."""
 
 from __future__ import annotations
 
@@ -28,14 +30,33 @@ def shown_path(folder: Path, cwd: Path) -> str:
 
 
 def announce(
-    folder: Path, cwd: Path, *, resumed: bool, restarts: int, previous: str | None = None
+    folder: Path,
+    cwd: Path,
+    *,
+    resumed: bool,
+    restarts: int,
+    previous: str | None = None,
+    new_root: bool = False,
 ) -> None:
-    """``meticulous-hydra: recording to experiments/17`` (or resuming it), on stderr."""
+    """``meticulous-hydra: recording to experiments/17`` (or resuming it), on
+    stderr; with ``new_root``, the line says the run created its root and
+    where that is (a run started from another directory than usual would
+    otherwise start a root there silently)."""
     where = shown_path(folder, cwd)
     if resumed:
         ended = f", which had ended {previous}" if previous and previous != layout.RUNNING else ""
         line = f"meticulous-hydra: resuming {where}{ended} (restart {restarts})"
     else:
         line = f"meticulous-hydra: recording to {where}"
+        if new_root:
+            root = os.path.dirname(os.path.normpath(os.path.abspath(folder)))
+            line += f" (a new experiments root: {root})"
     sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def notice(message: str) -> None:
+    """``meticulous-hydra: <message>``, one line on stderr. Not through
+    ``logging``: under Hydra the root logger prints to stdout."""
+    sys.stderr.write(f"meticulous-hydra: {message}\n")
     sys.stderr.flush()

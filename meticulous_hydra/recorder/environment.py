@@ -7,10 +7,12 @@ import functools
 import getpass
 import os
 import platform
+import re
 import socket
 import sys
 from typing import Any
 
+from meticulous_hydra import layout
 from meticulous_hydra._version import __version__
 
 # Variables a scheduler or launcher sets, recorded under metadata["slurm"].
@@ -59,6 +61,64 @@ def global_rank() -> int:
 def slurm_info() -> dict[str, str] | None:
     info = {k: os.environ[v] for k, v in _SLURM_VARS.items() if v in os.environ}
     return info or None
+
+
+# What SLURM said the first time it was asked: it sends SIGTERM more than
+# once as it ends a job (at a preemption's notice, then with the kill), and
+# scontrol may not answer the second time.
+_slurm_said: tuple[str, str] | None = None
+
+
+def sigterm_status() -> tuple[str, str]:
+    """The STATUS line and detail that a SIGTERM received now stands for:
+    INTERRUPTED, or, in a SLURM job, what SLURM says it is ending the job
+    for (:func:`slurm_ending`)."""
+    global _slurm_said
+    job = os.environ.get("SLURM_JOB_ID", "")
+    if _slurm_said is None and job.isdigit():
+        import subprocess  # only here: a SIGTERM in a SLURM job
+
+        for _ in range(3):  # SLURM's SIGKILL comes after KillWait (30 s by default)
+            try:
+                shown = subprocess.run(
+                    ["scontrol", "--oneliner", "show", "job", job],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    stdin=subprocess.DEVNULL,
+                ).stdout
+            except (OSError, subprocess.SubprocessError):
+                shown = ""
+            _slurm_said = slurm_ending(shown, job, os.environ.get("SLURM_RESTART_COUNT", ""))
+            if shown:
+                break
+    return _slurm_said or (layout.INTERRUPTED, "SIGTERM")
+
+
+def _job_field(shown: str, name: str) -> str | None:
+    match = re.search(rf"(?:^|\s){name}=(\S*)", shown)
+    return match.group(1) if match else None
+
+
+def slurm_ending(shown: str, job: str, restart_count: str = "") -> tuple[str, str] | None:
+    """Why SLURM sent SIGTERM to job ``job``, from ``scontrol --oneliner show
+    job`` output read then (``restart_count``: the job's SLURM_RESTART_COUNT):
+    its time limit (TIMEOUT), a requeue, by ``scontrol requeue`` or preemption
+    (REQUEUED: the count of restarts has gone up), or ``scancel``
+    (INTERRUPTED); None when the output says none of these."""
+    state, reason = _job_field(shown, "JobState"), _job_field(shown, "Reason")
+    if state is None:
+        return None
+    if reason == "TimeLimit" or state == "TIMEOUT":
+        limit = _job_field(shown, "TimeLimit") or "?"
+        return layout.TIMEOUT, f"SIGTERM: SLURM job {job} reached its time limit ({limit})"
+    restarts = _job_field(shown, "Restarts") or "0"
+    before = int(restart_count) if restart_count.isdigit() else 0
+    if restarts.isdigit() and int(restarts) > before:
+        return layout.REQUEUED, f"SIGTERM: SLURM requeued job {job} (restart {restarts})"
+    if state in ("CANCELLED", "COMPLETING"):
+        return layout.INTERRUPTED, f"SIGTERM: SLURM job {job} cancelled (scancel)"
+    return None
 
 
 @functools.cache

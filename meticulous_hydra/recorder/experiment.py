@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as _dt
-import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -19,7 +19,7 @@ from meticulous_hydra.exceptions import (  # ResumeMismatchError also imported f
 )
 
 from . import hooks, provenance
-from .announce import announce, previous_status
+from .announce import announce, notice, previous_status
 from .capture import FdTee, StreamTee
 from .environment import global_rank, process_metadata
 from .gitstate import GitState, entry_code_dir, read_git_state
@@ -56,12 +56,19 @@ def _dump_yaml(data: Any) -> str:
 @dataclass(frozen=True)
 class _Plumbing:
     """What an adapter passes that a user never does: the folder it claimed
-    already, the git state it read in the launching process, and the flag to
-    name in the dirty-tree error."""
+    already, the git state it read in the launching process, the flag to
+    name in the dirty-tree error, whether a requeued job finds the folder
+    again (a Hydra sweep job's link), and the config keys whose values may
+    change when it does (from ``${now:}``, ``${oc.env:}``)."""
 
     folder: str | os.PathLike[str] | None = None
     git_state: GitState | None = _NOT_GIVEN
     allow_dirty_hint: str = "allow_dirty=True"
+    # the secret strings to scrub, when the adapter knows more than the
+    # resolved config says (where each value came from)
+    secrets: frozenset[str] | None = None
+    resumable: bool = False
+    volatile: frozenset[str] = frozenset()
 
 
 def _start_metadata(
@@ -74,6 +81,7 @@ def _start_metadata(
     redactor: Redactor,
     redacted: list[str],
     extra: Mapping[str, Any] | None,
+    secrets: set[str],
 ) -> dict[str, Any]:
     """metadata.json as a run starts (docs/FORMAT.md lists every key)."""
     metadata: dict[str, Any] = {
@@ -93,7 +101,7 @@ def _start_metadata(
     metadata["argv"] = redactor.argv(metadata["argv"])
     if extra:
         metadata.update(layout.to_jsonable(dict(extra), strict=False))
-    return metadata
+    return redactor.scrub(metadata, secrets)
 
 
 class Experiment:
@@ -142,24 +150,35 @@ class Experiment:
         self._summary: dict[str, Any] = {}
         self.restarts = 0
         self.resumed = False
+        self.resumes_on_requeue = False
+        self._restart_notes = ""  # what a resume found changed, for the banner
         # What finishing without an explicit status means (at exit, say);
         # adapters whose runs have a normal end of their own change it.
         self.default_end: tuple[str, str] = (layout.SUCCESS, "")
         if experiment_id is not None and not self.norecord:
             experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
+        layout.check_depth(dict(config or {}), "the config")
         # nothing recorded would lose a value: two keys that would be one are refused
         layout.check_keys(dict(config or {}), "config", "config")
         layout.check_keys(dict(metadata or {}), "metadata", "metadata")
         redactor = Redactor(redact)
         redacted: list[str] = []
-        self.config = redactor.tree(_plain_config(config), found=redacted)
+        plain = _plain_config(config)
+        # a secret's value is hidden wherever it appears: in a URL or a
+        # command that interpolates it, in a path named after it
+        self._secrets = (
+            set(plumbing.secrets) if plumbing.secrets is not None else redactor.secrets(plain)
+        )
+        self.config = redactor.scrub(redactor.tree(plain, found=redacted), self._secrets)
         # config.yaml keeps NaN and infinities, which YAML has and JSON has not
-        self._yaml_config = redactor.tree(
-            layout.to_jsonable(dict(config or {}), strict=False, floats=True)
+        self._yaml_config = redactor.scrub(
+            redactor.tree(layout.to_jsonable(dict(config or {}), strict=False, floats=True)),
+            self._secrets,
         )
         self.git: GitState | None = None
         self.dir = Path.cwd()
         self.id: str | None = None
+        self._config_written = False
         if not self.norecord:
             self.git = plumbing.git_state
             if self.git is _NOT_GIVEN:
@@ -169,12 +188,13 @@ class Experiment:
                 )
             if provenance.repeating():  # a reproduction never resumes the id it was given
                 experiment_id = None
+            # a job that SLURM requeues runs again into this folder
+            self.resumes_on_requeue = experiment_id is not None or plumbing.resumable
             root = provenance.root_override(root)
-            self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
-            self.id = self.dir.name
         self._start_time = layout.now()
+        # All a run's end needs is ready before its folder exists.
         self.metadata = _start_metadata(
-            exp_id=self.id,
+            exp_id=None,
             description=description,
             start=self._start_time,
             git_state=self.git,
@@ -182,11 +202,38 @@ class Experiment:
             redactor=redactor,
             redacted=redacted,
             extra=metadata,
+            secrets=self._secrets,
         )
-        if not self.norecord:
-            self.metadata.update(provenance.start_metadata(self.config, description))
-            self._start_recording(capture_output)
-        hooks.track(self)
+        if self.norecord:
+            hooks.track(self)
+            return
+        self.metadata.update(provenance.start_metadata(self.config, description))
+        # made before the folder exists: an end by a signal that came while yaml
+        # was being imported must not import it again (it is half-imported then)
+        self._yaml_text = _dump_yaml(self._yaml_config)
+        previous = None
+        # From the moment its folder exists the run is tracked: a signal or an
+        # exit ends it with its true status, however early (hooks.py). A signal
+        # while the folder is claimed waits until the run knows it.
+        with hooks.hold_signals():
+            hooks.track(self)
+            try:
+                self.dir, self.resumed = _claim(root, experiment_id, plumbing.folder)
+                self.id = self.metadata["id"] = self.dir.name
+                if self.resumed:
+                    # reads only: a folder refused is left as it was, unless it
+                    # is this very job's, waiting to go on (_refuse)
+                    self._take_over_existing()
+                    previous = previous_status(self.dir)  # before the start files replace it
+            except BaseException:
+                hooks.untrack(self)
+                raise
+        try:
+            self._start_recording(capture_output, previous)
+        except Exception:
+            # a run that cannot start is not one: the error goes to the caller
+            hooks.untrack(self)
+            raise
 
     @classmethod
     def _for_adapter(
@@ -196,14 +243,20 @@ class Experiment:
         folder: str | os.PathLike[str] | None = None,
         git_state: GitState | None = _NOT_GIVEN,
         allow_dirty_hint: str = "allow_dirty=True",
+        secrets: set[str] | None = None,
+        resumable: bool = False,
+        volatile: frozenset[str] = frozenset(),
         **options: Any,
     ) -> Experiment:
         """Start a run for an adapter: the Hydra callback records into the
         ``folder`` it claimed, with the ``git_state`` it read in the launching
-        process; both name their own dirty-tree flag. ``options`` are those of
-        the constructor."""
+        process and the ``secrets`` it found; both name their own dirty-tree
+        flag. ``resumable``: a requeued job finds ``folder`` again;
+        ``volatile``: the dotted config keys a resumed run may find changed.
+        ``options`` are those of the constructor."""
         exp = cls.__new__(cls)
-        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint)
+        frozen = None if secrets is None else frozenset(secrets)
+        exp._plumbing = _Plumbing(folder, git_state, allow_dirty_hint, frozen, resumable, volatile)
         exp.__init__(config, **options)  # type: ignore[misc]
         return exp
 
@@ -214,12 +267,10 @@ class Experiment:
 
     # -- start -------------------------------------------------------------
 
-    def _start_recording(self, capture_output: bool) -> None:
-        previous = None
-        if self.resumed:
-            self._take_over_existing()
-            previous = previous_status(self.dir)  # before the start files replace it
+    def _start_recording(self, capture_output: bool, previous: str | None) -> None:
         try:
+            if self.resumed:
+                self._append_restart_banners()
             self._write_start_files()
         except OSError as e:
             raise StorageError(
@@ -233,13 +284,19 @@ class Experiment:
             resumed=self.resumed,
             restarts=self.restarts,
             previous=previous,
+            new_root=not self.resumed and layout.new_root(self.dir.parent),
         )
         if capture_output:
             self._start_capture()
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
 
     def _take_over_existing(self) -> None:
-        """Continue an existing folder: same config and commit, or a clear error."""
+        """Continue an existing folder: same config and commit, or a clear error.
+
+        Values that come from ``${now:}`` / ``${oc.env:}`` (the adapter's
+        ``volatile`` keys) may differ: the recorded ones stay in the config
+        files, and ``restart_changes`` says what this restart saw instead.
+        """
         meta_path = self.dir / layout.METADATA
         try:
             old_meta = layout.read_json(meta_path)
@@ -249,22 +306,26 @@ class Experiment:
                 f"cannot resume experiment {self.dir}: {meta_path.name} or {layout.CONFIG_JSON} "
                 f"is unreadable ({e}); choose another experiment id"
             ) from e
-        if old_config != self.config:
-            diff = _diff_keys(old_config, self.config)
+        diff = _diff_keys(old_config, self.config) if old_config != self.config else {}
+        volatile = self._plumbing.volatile
+        expected = {k: v for k, v in diff.items() if _under(k, volatile)}
+        if len(expected) < len(diff):
             shown = ", ".join(
                 f"{k} (recorded {_shown(diff[k][0])}, now {_shown(diff[k][1])})"
-                for k in sorted(diff)[:5]
+                for k in sorted(diff.keys() - expected.keys())[:5]
             )
-            raise ResumeMismatchError(
+            self._refuse(
+                old_meta,
                 f"cannot resume experiment {self.id} in {self.dir.parent}: its config differs in "
-                f"{shown}; use another experiment id or the same settings"
+                f"{shown}; use another experiment id or the same settings",
             )
         old_sha = (old_meta.get("git") or {}).get("sha")
         new_sha = self.git.sha if self.git else None
         if old_sha != new_sha:
-            raise ResumeMismatchError(
+            self._refuse(
+                old_meta,
                 f"cannot resume experiment {self.id} in {self.dir.parent}: it was recorded at commit "
-                f"{old_sha} but the code is at {new_sha}; check out {old_sha} or use another id"
+                f"{old_sha} but the code is at {new_sha}; check out {old_sha} or use another id",
             )
         self.restarts = int(old_meta.get("restarts") or 0) + 1
         self.metadata["restarts"] = self.restarts
@@ -273,31 +334,72 @@ class Experiment:
             *old_meta.get("restart_times", []),
             self._start_time.isoformat(),
         ]
+        notes = ""
+        changes = list(old_meta.get("restart_changes", []))
+        if expected:
+            # the run keeps the config it was recorded with
+            self.config = old_config
+            self.metadata["config_hash"] = provenance.config_hash(old_config)
+            for key in sorted(expected):
+                recorded, now = (None if v is _NOT_GIVEN else v for v in expected[key])
+                changes.append(
+                    {"restart": self.restarts, "key": key, "recorded": recorded, "now": now}
+                )
+                notes += (
+                    f"{key}: recorded {_shown(recorded)}, now {_shown(now)} (kept as recorded)\n"
+                )
+        if changes:
+            self.metadata["restart_changes"] = changes
+        self._restart_notes = notes
         try:
             self._summary = layout.read_json(self.dir / layout.SUMMARY)
         except (OSError, ValueError):
             self._summary = {}
+
+    def _append_restart_banners(self) -> None:
         banner = f"\n===== meticulous-hydra: restart {self.restarts} at {self._start_time.isoformat()} =====\n"
         for name in (layout.STDOUT, layout.STDERR):
-            fd = layout.open_append(self.dir / name)
+            _append(self.dir / name, banner + self._restart_notes)
+
+    def _refuse(self, old_meta: dict[str, Any], message: str) -> None:
+        """Raise the ResumeMismatchError; when the folder is this very job's,
+        waiting to go on (a requeued SLURM job, a Hydra sweep job found again
+        by its link), the refusal is its status too, and the end of its stderr."""
+        old_status = previous_status(self.dir)
+        sweep, old_sweep = self.metadata.get("sweep"), old_meta.get("sweep")
+        job = os.environ.get("SLURM_JOB_ID")
+        same_job = (job and (old_meta.get("slurm") or {}).get("job_id") == job) or (
+            isinstance(sweep, dict)
+            and isinstance(old_sweep, dict)
+            and (sweep.get("id"), sweep.get("job_num"))
+            == (old_sweep.get("id"), old_sweep.get("job_num"))
+        )
+        if same_job and old_status in (None, layout.RUNNING, layout.REQUEUED):
             try:
-                os.write(fd, banner.encode())
-            finally:
-                os.close(fd)
+                _append(self.dir / layout.STDERR, f"meticulous-hydra: error: {message}\n")
+                layout.write_status(self.dir / layout.STATUS, layout.ERROR, message)
+            except OSError:
+                pass
+        raise ResumeMismatchError(message)
 
     def _write_start_files(self) -> None:
         # The reader counts a folder as an experiment once metadata.json is
         # there, so it comes after the config: a run killed while starting is
         # either invisible or complete (and then DIED, by its host and pid).
-        layout.atomic_write_text(self.dir / layout.CONFIG_YAML, _dump_yaml(self._yaml_config))
-        layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
-        if self.git is not None and self.git.diff:
-            layout.atomic_write_bytes(self.dir / layout.GIT_DIFF, self.git.diff)
+        self._write_config()
         provenance.write_packages(self.dir)
         if self.git is not None:
+            self.git.write_diff(self.dir / layout.GIT_DIFF)
             self.git.save_untracked_code(self.dir)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, layout.RUNNING)
+
+    def _write_config(self) -> None:
+        # A resumed run keeps the config files it was recorded with.
+        if not (self.resumed and (self.dir / layout.CONFIG_YAML).exists()):
+            layout.atomic_write_text(self.dir / layout.CONFIG_YAML, self._yaml_text)
+        layout.write_json(self.dir / layout.CONFIG_JSON, self.config)
+        self._config_written = True
 
     def _write_metadata(self) -> None:
         layout.write_json(self.dir / layout.METADATA, self.metadata)
@@ -326,8 +428,9 @@ class Experiment:
         """Merge ``values`` into summary.json (nested dicts merge by key)."""
         if self.norecord:
             return
+        layout.check_depth(dict(values), "the summary", NotSerializable)
         layout.check_keys(dict(values), "summary", "summary", NotSerializable)
-        converted = layout.to_jsonable(dict(values), strict=True)
+        converted = Redactor.scrub(layout.to_jsonable(dict(values), strict=True), self._secrets)
         merged = layout.deep_merge(_copy_tree(self._summary), converted)
         layout.check_keys(merged, "summary", "summary", NotSerializable)  # with what it had
         self._storage(layout.write_json, self.dir / layout.SUMMARY, merged)
@@ -349,7 +452,13 @@ class Experiment:
             return
         layout.check_keys(dict(metrics), "metrics", "", NotSerializable)
         record = {"step": step, "time": layout.now().isoformat()}
-        record.update(layout.to_jsonable(dict(metrics), strict=True))
+        try:
+            record.update(layout.to_jsonable(dict(metrics), strict=True))
+        except RecursionError:  # no check up front: log() is the hot path
+            layout.check_depth(dict(metrics), "a logged value", NotSerializable)
+            raise
+        if self._secrets:
+            record = Redactor.scrub(record, self._secrets)
         line = (layout.dumps_json(record, indent=None) + "\n").encode("utf-8")
         if self._metrics_fd is None:
             self._metrics_fd = self._storage(layout.open_append, self.dir / layout.METRICS)
@@ -370,11 +479,22 @@ class Experiment:
 
     # -- end -----------------------------------------------------------------
 
+    def _requeue_status(self, status: str, detail: str) -> tuple[str, str]:
+        """REQUEUED only where the requeued job comes back to this folder;
+        elsewhere the run was interrupted, and says where the job goes on."""
+        if status == layout.REQUEUED and not self.resumes_on_requeue:
+            return layout.INTERRUPTED, (
+                f"{detail}; its next start records a new run (give the run an experiment id "
+                "to have it resume this folder)"
+            )
+        return status, detail
+
     def mark(self, status: str, detail: str = "") -> None:
         """Write a final-looking status now, without ending the run: what a
         signal or ``sys.exit`` means if the process dies before finishing."""
         if self.norecord or self._finished or os.getpid() != self._pid:
             return
+        status, detail = self._requeue_status(status, detail)
         self._pending = (status, detail)
         try:
             self._write_end(status, detail)
@@ -382,15 +502,22 @@ class Experiment:
             pass
 
     def _write_end(self, status: str, detail: str) -> None:
+        if not self._config_written:  # ended while starting (a signal): still a whole record
+            self._write_config()
         end = layout.now()
         self.metadata["end_time"] = end.isoformat()
         self.metadata["duration"] = round((end - self._start_time).total_seconds(), 6)
         self._write_metadata()
         layout.write_status(self.dir / layout.STATUS, status, detail)
 
-    def finish(self, status: str | None = None, detail: str = "") -> None:
+    def finish(
+        self, status: str | None = None, detail: str = "", *, output_until_exit: bool = False
+    ) -> None:
         """End the run: write STATUS (default SUCCESS, or what a pending exit
-        said), end time and duration, and restore every stream and hook."""
+        said), end time and duration, and restore every stream and hook.
+        With ``output_until_exit`` the output is captured until the process
+        exits: what is printed then about the run's end (Hydra's report of a
+        failed job) is in its files too."""
         if self._finished:
             return
         self._finished = True
@@ -401,10 +528,13 @@ class Experiment:
             return
         if status is None:
             status, detail = self._pending or self.default_end
+        status, detail = self._requeue_status(status, detail)
         self._beat_stop.set()
-        for tee in reversed(self._tees):
-            tee.stop()
-        self._tees.clear()
+        tees, self._tees = self._tees, []
+        if output_until_exit:
+            atexit.register(_stop_tees, tees)
+        else:
+            _stop_tees(tees)
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
@@ -413,11 +543,8 @@ class Experiment:
         except OSError as e:
             # Never crash a program at its very end: what was written stays
             # valid, and the reader will call the run DIED.
-            logging.getLogger("meticulous_hydra").error(
-                "cannot record the end of experiment %s in %s: %s",
-                self.id,
-                self.dir,
-                e.strerror or e,
+            notice(
+                f"cannot record the end of experiment {self.id} in {self.dir}: {e.strerror or e}"
             )
 
     def finish_from_exception(self, exc: BaseException) -> None:
@@ -427,6 +554,7 @@ class Experiment:
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        hooks.drop_own_frames(exc)
         if exc is None:
             self.finish(
                 layout.SUCCESS
@@ -437,6 +565,11 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"Experiment({str(self.dir)!r})" if not self.norecord else "Experiment(norecord)"
+
+
+def _stop_tees(tees: list[FdTee | StreamTee]) -> None:
+    for tee in reversed(tees):
+        tee.stop()
 
 
 def _claim(
@@ -451,7 +584,24 @@ def _claim(
     path = Path(folder).absolute()
     layout.ensure_root(path.parent)
     layout.make_dir(path, exist_ok=True)
+    try:
+        layout.mark_run(path)
+    except OSError as e:
+        raise StorageError(e.errno, f"cannot mark {path} as a run: {e.strerror or e}") from e
     return path, (path / layout.METADATA).exists()
+
+
+def _append(path: Path, text: str) -> None:
+    fd = layout.open_append(path)
+    try:
+        os.write(fd, text.encode("utf-8", "replace"))
+    finally:
+        os.close(fd)
+
+
+def _under(key: str, keys: frozenset[str]) -> bool:
+    """Whether dotted ``key`` is one of ``keys`` or lies inside one."""
+    return any(key == k or key.startswith(k + ".") for k in keys)
 
 
 def _opener(path: str, flags: int) -> int:

@@ -10,24 +10,39 @@ The hooks are:
 - ``sys.exit``: the exit code is written at once (0 is SUCCESS, anything else
   ERROR), in case the process is then killed before exiting;
 - SIGINT (when Python's default handler is in place): INTERRUPTED is written
-  at once, then KeyboardInterrupt is raised as usual;
-- SIGTERM (when nobody handles it): the runs end INTERRUPTED and the process
-  then dies of SIGTERM, as it would have;
+  at once, then KeyboardInterrupt is raised as usual (the handler's own frame
+  is cut off its traceback: what a Ctrl-C prints is the program's alone);
+- SIGTERM and SIGHUP (when nobody handles them; SIGHUP is how a closed
+  terminal or a dropped ssh session ends a program, and ``nohup`` ignores it):
+  the runs end INTERRUPTED and the process then dies of the signal, as it
+  would have. Under SLURM a SIGTERM ends them TIMEOUT or REQUEUED when that is
+  why SLURM sent it (:func:`~.environment.sigterm_status`). When another
+  SIGTERM handler is in place (submitit's, the program's), the status is
+  written at once and that handler runs next and decides what happens: the
+  run goes on, and whatever ends it later (a return, an exception) has the
+  last word, unless it is SIGKILL or a ``sys.exit`` of that handler's;
 - ``atexit``: whatever is still open ends with the pending status, or SUCCESS.
+
+While a run claims its folder (``hold_signals``), the signal handlers hold
+what they get and act on it as soon as the run knows its folder: from the
+moment a run's folder exists, a signal ends it INTERRUPTED.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, Protocol, cast
 
 from meticulous_hydra import layout
+
+from .environment import sigterm_status
 
 
 class Run(Protocol):
@@ -71,6 +86,65 @@ def _active() -> list[Run]:
     return list(reversed(_runs))
 
 
+# The signals our handlers got while a run claimed its folder (None: not claiming).
+_held: list[int] | None = None
+
+
+@contextlib.contextmanager
+def hold_signals() -> Iterator[None]:
+    """Hold the signals our handlers get during the block; raise them again
+    as it ends (the run tracked by then acts on them, knowing its folder)."""
+    global _held
+    _held = []
+    try:
+        yield
+    finally:
+        held, _held = _held, None
+        for signum in held:
+            signal.raise_signal(signum)
+
+
+def _holding(signum: int) -> bool:
+    """Whether ``signum`` is held for later (see hold_signals)."""
+    if _held is None:
+        return False
+    _held.append(signum)
+    return True
+
+
+def _end_then_die(signum: int, status: str, detail: str) -> None:
+    """End every active run with ``status``, then die of ``signum`` as the
+    process would have without us."""
+    for exp in _active():
+        try:
+            exp.finish(status, detail)
+        except Exception:
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def drop_own_frames(exc: BaseException | None) -> None:
+    """Cut the frame of our SIGINT handler off the traceback of ``exc`` and of
+    the exceptions chained to it, in place: the KeyboardInterrupt it raised
+    then shows where the program was, and nothing of ours."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        tb, previous = exc.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code is _SIGINT_CODE:
+                if previous is None:
+                    exc.__traceback__ = tb.tb_next
+                else:
+                    previous.tb_next = tb.tb_next
+            else:
+                previous = tb
+            tb = tb.tb_next
+        drop_own_frames(exc.__cause__)
+        exc = exc.__context__
+
+
 def status_from_exception(exc: BaseException) -> tuple[str, str]:
     """The STATUS line and detail that an exception ending a run stands for."""
     if isinstance(exc, KeyboardInterrupt):
@@ -94,6 +168,9 @@ class _ProcessHooks:
     def __init__(self) -> None:
         self.installed = False
         self._saved: dict[str, Any] = {}
+        # while another SIGTERM handler runs: a sys.exit it calls ends the run
+        # as the signal said, not as its exit code would
+        self._in_sigterm = False
 
     def install(self) -> None:
         if self.installed:
@@ -106,8 +183,12 @@ class _ProcessHooks:
         if threading.current_thread() is threading.main_thread():
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
                 self._saved["sigint"] = signal.signal(signal.SIGINT, self._sigint)
-            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            # chained to a Python handler; one set from C (None) or SIG_IGN is left alone
+            previous = signal.getsignal(signal.SIGTERM)
+            if previous == signal.SIG_DFL or callable(previous):
                 self._saved["sigterm"] = signal.signal(signal.SIGTERM, self._sigterm)
+            if signal.getsignal(signal.SIGHUP) == signal.SIG_DFL:
+                self._saved["sighup"] = signal.signal(signal.SIGHUP, self._sighup)
 
     def uninstall(self) -> None:
         if not self.installed:
@@ -125,6 +206,7 @@ class _ProcessHooks:
             for name, signum, ours in (
                 ("sigint", signal.SIGINT, self._sigint),
                 ("sigterm", signal.SIGTERM, self._sigterm),
+                ("sighup", signal.SIGHUP, self._sighup),
             ):
                 if name in saved and signal.getsignal(signum) == ours:
                     signal.signal(signum, saved[name])
@@ -133,6 +215,9 @@ class _ProcessHooks:
 
     def _excepthook(self, exc_type: Any, exc: BaseException, tb: Any) -> None:
         previous = self._saved.get("excepthook", sys.__excepthook__)
+        if exc is not None:
+            drop_own_frames(exc)
+            tb = exc.__traceback__
         # Print first, so the traceback lands in the captured stderr too.
         try:
             previous(exc_type, exc, tb)
@@ -149,25 +234,43 @@ class _ProcessHooks:
             "Callable[[object], NoReturn]", self._saved.get("exit", sys.__dict__.get("exit"))
         )
         # sys.exit in another thread only ends that thread
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and not self._in_sigterm:
             status = status_from_exit_code(code)
             for exp in _active():
                 exp.mark(*status)
         previous(code)
 
     def _sigint(self, signum: int, frame: Any) -> None:
+        if _holding(signum):
+            return
         for exp in _active():
             exp.mark(layout.INTERRUPTED, "KeyboardInterrupt (SIGINT)")
         signal.default_int_handler(signum, frame)
 
     def _sigterm(self, signum: int, frame: Any) -> None:
-        for exp in _active():
+        if _holding(signum):
+            return
+        status = sigterm_status()
+        previous = self._saved.get("sigterm")
+        if callable(previous):
+            # Its handler may let the process go on (submitit's logs the
+            # signal and waits for SLURM's SIGKILL): written now, not ended.
+            for exp in _active():
+                exp.mark(*status)
+            self._in_sigterm = True
             try:
-                exp.finish(layout.INTERRUPTED, "SIGTERM")
-            except Exception:
-                pass
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+                previous(signum, frame)
+            finally:
+                self._in_sigterm = False
+            return
+        _end_then_die(signum, *status)
+
+    def _sighup(self, signum: int, frame: Any) -> None:
+        if _holding(signum):
+            return
+        _end_then_die(
+            signum, layout.INTERRUPTED, "SIGHUP: the terminal closed or the session ended"
+        )
 
     def _atexit(self) -> None:
         for exp in _active():
@@ -178,3 +281,4 @@ class _ProcessHooks:
 
 
 HOOKS = _ProcessHooks()
+_SIGINT_CODE = _ProcessHooks._sigint.__code__

@@ -7,18 +7,32 @@ created or removed atomically, a note one line appended with one ``write``.
 Every change also changes the run folder's modification time (creating or
 removing a file does; an append does not, so :func:`add_note` touches the
 folder), which is what the reader's cache watches.
+
+Nothing here follows a symbolic link: a run folder, a file in it, the root's
+``.trash`` or ``.numbers`` that is a link raises
+:class:`~meticulous_hydra.exceptions.LinkRefused`, and every file is created,
+renamed or deleted relative to a folder opened without following links, so a
+link put in place meanwhile leads nowhere either. A change the disk refuses
+(read-only, full, no permission) raises
+:class:`~meticulous_hydra.exceptions.ChangeError` naming the file. Another
+process that got there first (two ``rm`` at once) is no error: the functions
+say so in what they return.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
-from collections.abc import Collection
+import sys
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meticulous_hydra import layout
+from meticulous_hydra.exceptions import ChangeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,31 +45,64 @@ class Note:
     text: str
 
 
-def _touch(folder: Path) -> None:
-    # An append leaves the folder's mtime alone; the reader's cache needs it moved.
+@contextlib.contextmanager
+def _changing(path: Path) -> Iterator[None]:
+    """A failing file operation on ``path`` as one :class:`ChangeError`."""
     try:
-        os.utime(folder)
-    except OSError:
-        pass  # not ours to touch: the file changed anyway, only the cache is slower to see it
+        yield
+    except OSError as e:
+        raise ChangeError(f"cannot change {path}: {e.strerror or e}") from e
+
+
+@contextlib.contextmanager
+def _in_run(run: Path, name: str = "") -> Iterator[int]:
+    """An fd of the run folder ``run`` (never a link), errors naming ``run/name``."""
+    with (
+        _changing(run / name if name else run),
+        layout.own_folder(run.parent, run.name, create=False) as fd,
+    ):
+        yield fd
+
+
+def _open_in(run_fd: int, run: Path, name: str, flags: int) -> int:
+    """Open ``name`` in the run folder without following a link there."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW, layout.FILE_MODE, dir_fd=run_fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise layout.link_refused(run / name) from None
+        raise
+
+
+def _add_marker(run: Path, name: str) -> bool:
+    """Create the empty file ``name`` in ``run``; False when it was there (a
+    link there counts as there: nothing is written through it)."""
+    with _in_run(run, name) as fd:
+        try:
+            os.close(_open_in(fd, run, name, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return False
+    return True
+
+
+def _remove_marker(run: Path, name: str) -> bool:
+    """Remove ``name`` from ``run``; False when it was not there."""
+    with _in_run(run, name) as fd:
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            return False
+    return True
 
 
 def add_tag(run: Path, tag: str) -> bool:
     """Tag ``run``; False when it already had the tag."""
-    path = run / (layout.TAG_PREFIX + layout.validate_tag(tag))
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, layout.FILE_MODE))
-    except FileExistsError:
-        return False
-    return True
+    return _add_marker(run, layout.TAG_PREFIX + layout.validate_tag(tag))
 
 
 def remove_tag(run: Path, tag: str) -> bool:
     """Remove the tag; False when ``run`` did not have it."""
-    try:
-        os.unlink(run / (layout.TAG_PREFIX + layout.validate_tag(tag)))
-    except FileNotFoundError:
-        return False
-    return True
+    return _remove_marker(run, layout.TAG_PREFIX + layout.validate_tag(tag))
 
 
 def _escape(text: str) -> str:
@@ -77,12 +124,17 @@ def add_note(run: Path, text: str, user: str, when: str | None = None) -> Note:
     """Append a note to ``run``'s NOTES: one line ``time<TAB>user<TAB>text``."""
     when = when or layout.now().isoformat(timespec="seconds")
     line = f"{when}\t{_escape(user)}\t{_escape(text)}\n".encode()
-    fd = layout.open_append(run / layout.NOTES)
-    try:
-        os.write(fd, line)  # one write: concurrent notes never interleave
-    finally:
-        os.close(fd)
-    _touch(run)
+    with _in_run(run, layout.NOTES) as run_fd:
+        fd = _open_in(run_fd, run, layout.NOTES, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, line)  # one write: concurrent notes never interleave
+        finally:
+            os.close(fd)
+        # An append leaves the folder's mtime alone; the reader's cache needs it moved.
+        try:
+            os.utime(run_fd)
+        except OSError:
+            pass  # not ours to touch: the file changed anyway, only the cache is slower to see it
     return Note(when, user, text)
 
 
@@ -102,18 +154,9 @@ def parse_notes(text: str) -> list[Note]:
 
 def set_archived(run: Path, archived: bool) -> bool:
     """Archive (or unarchive) ``run``; False when it already was (or was not)."""
-    path = run / layout.ARCHIVED
     if archived:
-        try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, layout.FILE_MODE))
-        except FileExistsError:
-            return False
-        return True
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True
+        return _add_marker(run, layout.ARCHIVED)
+    return _remove_marker(run, layout.ARCHIVED)
 
 
 def markers(run: str) -> dict[str, Any]:
@@ -146,55 +189,119 @@ def trash_dir(root: Path) -> Path:
     return root / layout.TRASH_DIR
 
 
-def trash(run: Path) -> Path:
-    """Move ``run`` into its root's trash; return where it went. A second run
-    with the same (custom) id goes to ``<id>~2``, ``<id>~3``, ..."""
-    folder = trash_dir(run.parent)
-    layout.make_dir(folder, exist_ok=True)
-    keep_number(run)
-    target, n = folder / run.name, 1
-    while True:
-        try:
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.lstat(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+_TAKEN = (errno.EEXIST, errno.ENOTEMPTY)
+
+
+def trash(run: Path) -> Path | None:
+    """Move ``run`` into its root's trash; return where it went, or None when
+    ``run`` was gone already (another process moved or deleted it). A second
+    run with the same (custom) id goes to ``<id>~2``, ``<id>~3``, ..."""
+    root = run.parent
+    with (
+        _changing(run),
+        layout.own_folder(root) as root_fd,
+        layout.own_folder(root, layout.TRASH_DIR) as trash_fd,
+    ):
+        if os.path.islink(run):
+            raise layout.link_refused(run)
+        keep_number(run)
+        target, n = run.name, 1
+        while True:
             # rename onto a missing name; an existing (even empty) folder is never replaced
-            if target.exists() or target.is_symlink():
-                raise FileExistsError(target)
-            os.rename(run, target)
-            return target
-        except FileExistsError:
+            if not _exists(target, trash_fd):
+                try:
+                    os.rename(run.name, target, src_dir_fd=root_fd, dst_dir_fd=trash_fd)
+                    return trash_dir(root) / target
+                except FileNotFoundError:
+                    return None
+                except OSError as e:
+                    if e.errno not in _TAKEN:
+                        raise
             n += 1
-            target = folder / f"{run.name}~{n}"
+            target = f"{run.name}~{n}"
 
 
 def trashed(root: Path) -> list[str]:
-    """Names in the trash of ``root``."""
+    """Names in the trash of ``root`` (its folders; never a link)."""
     try:
-        return sorted(e.name for e in os.scandir(trash_dir(root)) if e.is_dir())
+        with layout.own_folder(root, layout.TRASH_DIR, create=False) as fd:
+            entries = list(os.scandir(fd))
     except FileNotFoundError:
         return []
+    return sorted(
+        e.name for e in entries if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+    )
 
 
-def restore(root: Path, name: str) -> Path:
-    """Move ``.trash/<name>`` back to ``<root>/<id>``. Raises FileExistsError
-    when a run with that id is there already."""
-    source = trash_dir(root) / name
-    target = root / name.split("~", 1)[0]
-    if target.exists() or target.is_symlink():
-        raise FileExistsError(target)
-    os.rename(source, target)
-    return target
+def restore(root: Path, name: str) -> Path | None:
+    """Move ``.trash/<name>`` back to ``<root>/<id>``; None when it left the
+    trash meanwhile (another process restored or purged it). Raises
+    FileExistsError when a run with that id is there already."""
+    target = name.split("~", 1)[0]
+    with (
+        _changing(trash_dir(root) / name),
+        layout.own_folder(root) as root_fd,
+        layout.own_folder(root, layout.TRASH_DIR, create=False) as trash_fd,
+    ):
+        taken = _exists(target, root_fd)
+        if not taken:
+            try:
+                os.rename(name, target, src_dir_fd=trash_fd, dst_dir_fd=root_fd)
+                return root / target
+            except FileNotFoundError:
+                return None
+            except OSError as e:
+                if e.errno not in _TAKEN:
+                    raise
+        elif not _exists(name, trash_fd):
+            return None  # restored by another process, which put it there
+    raise FileExistsError(root / target)
 
 
 def keep_number(run: Path) -> None:
     """Make sure the run's number is never given again: its ``.numbers/N``
     marker (a root from before the markers may lack it)."""
     if layout.is_numbered(run.name) and run.parent.name != layout.TRASH_DIR:
-        layout.make_dir(run.parent / layout.NUMBERS_DIR / run.name, exist_ok=True)
+        with (
+            _changing(run.parent / layout.NUMBERS_DIR / run.name),
+            layout.own_folder(run.parent, layout.NUMBERS_DIR) as fd,
+        ):
+            try:
+                os.mkdir(run.name, layout.DIR_MODE, dir_fd=fd)
+            except FileExistsError:
+                pass
 
 
-def purge(folder: Path) -> None:
-    """Delete a run folder (live or trashed) for good."""
-    keep_number(folder)
-    shutil.rmtree(folder)
+def purge(folder: Path) -> bool:
+    """Delete a run folder (live, or ``.trash/<name>``) for good; False when it
+    was gone already (another process deleted or moved it). The folder is
+    renamed to a hidden name first, which no reader lists: it leaves the root
+    at once and whole, and of two processes purging it only one does."""
+    in_trash = folder.parent.name == layout.TRASH_DIR
+    root = folder.parent.parent if in_trash else folder.parent
+    inner = (layout.TRASH_DIR,) if in_trash else ()
+    with _changing(folder), layout.own_folder(root, *inner, create=False) as fd:
+        if os.path.islink(folder):
+            raise layout.link_refused(folder)
+        keep_number(folder)
+        doomed = f".{folder.name}.purging-{os.getpid()}"
+        try:
+            os.rename(folder.name, doomed, src_dir_fd=fd, dst_dir_fd=fd)
+        except FileNotFoundError:
+            return False
+        if sys.version_info >= (3, 11):
+            shutil.rmtree(doomed, dir_fd=fd)
+        else:  # no dir_fd: the path, checked above
+            shutil.rmtree(folder.parent / doomed)
+    return True
 
 
 def hide_archived(frame: pd.DataFrame) -> pd.DataFrame:

@@ -153,6 +153,40 @@ def start_metadata(config: Mapping[str, Any], description: str) -> dict[str, Any
     return out
 
 
+# Interpolations whose value depends on when or where a run starts: a repeat
+# of the run (a requeued job, a reproduction) may see other values.
+VOLATILE = ("${now:", "${oc.env:")
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")
+
+
+def volatile_keys(raw: Mapping[str, Any]) -> frozenset[str]:
+    """The dotted keys of an unresolved config (a Hydra config as written,
+    interpolations as text) whose values come from ``${now:...}`` or
+    ``${oc.env:...}``, directly or through ``${other.key}`` references."""
+    texts: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            texts[prefix] = node if isinstance(node, str) else json.dumps(node, default=str)
+
+    walk(raw, "")
+    found = {k for k, text in texts.items() if any(v in text for v in VOLATILE)}
+
+    def reaches(ref: str) -> bool:  # the reference, a value under it, or the node it is in
+        return any(k == ref or k.startswith(ref + ".") or ref.startswith(k + ".") for k in found)
+
+    references = {k: _REFERENCE.findall(text) for k, text in texts.items() if "${" in text}
+    grown = True
+    while grown:
+        new = {k for k, refs in references.items() if k not in found and any(map(reaches, refs))}
+        found |= new
+        grown = bool(new)
+    return frozenset(found)
+
+
 def write_packages(folder: Path) -> None:
     """Write ``packages.txt`` into a run folder."""
     layout.atomic_write_text(

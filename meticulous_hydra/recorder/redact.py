@@ -33,9 +33,15 @@ def holds_no_secret(value: Any) -> bool:
     return value == MISSING or (value.startswith("${") and value.endswith("}"))
 
 
+def _is_word(value: str) -> bool:
+    # what stands for no value at all: the default of ${oc.env:HF_TOKEN,none}
+    return value.lower() in ("true", "false", "null", "none")
+
+
 def _is_literal_text(value: str) -> bool:
-    # an override's value that is a number, bool or null is no password
-    return value.lower() not in ("true", "false", "null", "none") and not _is_number(value)
+    # an override's value that is a number, bool or null is no password (in
+    # a config, a number stays one: a string of digits there is a string)
+    return not _is_word(value) and not _is_number(value)
 
 
 def _is_number(value: str) -> bool:
@@ -57,6 +63,50 @@ _KEY_WORD = re.compile(r"([^\s:=\"'.,\[\]{}#-][^\s:=\"'.,\[\]{}#]*)[\"']?\s*[:=]
 def _literal(pattern: str) -> str:
     """The longest part of a glob that any match contains as it is."""
     return max(re.split(r"[*?]|\[[^\]]*\]", pattern), key=len)
+
+
+# What replaces a secret inside an interpolation, in order of preference:
+# OmegaConf's grammar takes the first in quoted strings and keys, the second
+# where a resolver's argument is a whole value, the third inside a word.
+_MARKS = (REDACTED, f"'{REDACTED}'", "REDACTED")
+
+
+def _parses(text: str) -> bool:
+    """Whether OmegaConf takes ``text`` as a value (it parses every string
+    holding ``${`` as an interpolation, and refuses the node otherwise)."""
+    if "${" not in text:
+        return True
+    from omegaconf.errors import GrammarParseError
+    from omegaconf.grammar_parser import parse
+
+    try:
+        parse(text)
+    except GrammarParseError:
+        return False
+    return True
+
+
+def _scrub_text(text: str, ordered: Sequence[str]) -> str:
+    """``text`` with every secret replaced; an interpolation stays one that
+    OmegaConf parses (Hydra's .hydra/ files and pickles are loaded again)."""
+    out = text
+    for secret in ordered:
+        out = out.replace(secret, REDACTED)
+    if out == text or _parses(out) or not _parses(text):
+        return out
+    # one occurrence at a time, each by the first mark that keeps it parsable
+    for secret in ordered:
+        at = text.find(secret)
+        while at >= 0:
+            for mark in _MARKS:
+                candidate = text[:at] + mark + text[at + len(secret) :]
+                if _parses(candidate):
+                    text = candidate
+                    break
+            else:
+                return REDACTED  # no mark fits there: the whole value goes
+            at = text.find(secret, at + len(mark))
+    return text
 
 
 class Redactor:
@@ -93,23 +143,49 @@ class Redactor:
         return bool(self._regex.match(_norm(leaf)) or self._regex.match(_norm(dotted_key)))
 
     def tree(self, value: Any, prefix: str = "", found: list[str] | None = None) -> Any:
-        """A copy of a plain dict/list tree with secret values replaced.
+        """A copy of a plain dict/list tree with secret values replaced: every
+        leaf under a matching key (a list of tokens, a dict of credentials).
         Redacted dotted keys are appended to ``found``."""
+        return self._tree(value, prefix, found, None, None, False)
+
+    def _tree(
+        self,
+        value: Any,
+        prefix: str,
+        found: list[str] | None,
+        literals: set[str] | None,
+        typed: Any,
+        secret: bool,
+    ) -> Any:
+        """:meth:`tree`, also adding to ``literals`` the secret strings worth
+        scrubbing elsewhere; ``typed`` is the same tree as written (unresolved)."""
         if isinstance(value, dict):
             out = {}
             for k, v in value.items():
                 key = f"{prefix}.{k}" if prefix else str(k)
-                if self.matches(key) and not isinstance(v, (dict, list)):
-                    keep = v is None or holds_no_secret(v)
-                    out[k] = v if keep else REDACTED
-                    if found is not None and not keep:
-                        found.append(key)
-                else:
-                    out[k] = self.tree(v, key, found)
+                sub = typed.get(k) if isinstance(typed, dict) else None
+                out[k] = self._tree(v, key, found, literals, sub, secret or self.matches(key))
             return out
         if isinstance(value, list):
-            return [self.tree(v, f"{prefix}[{i}]", found) for i, v in enumerate(value)]
-        return value
+            subs = (
+                typed
+                if isinstance(typed, list) and len(typed) == len(value)
+                else [None] * len(value)
+            )
+            return [
+                self._tree(v, f"{prefix}[{i}]", found, literals, subs[i], secret)
+                for i, v in enumerate(value)
+            ]
+        if not secret or value is None or holds_no_secret(value):
+            return value
+        if found is not None:
+            found.append(prefix)
+        # a default written in the interpolation (${oc.env:TOKEN,dummy} with
+        # TOKEN unset) is what the user typed, kept as typed: no secret
+        if literals is not None and isinstance(value, str) and not _is_word(value):
+            default = isinstance(typed, str) and "${" in typed and value in typed
+            literals.update(() if default else (value,))
+        return REDACTED
 
     def overrides(self, items: Sequence[str]) -> list[str]:
         """``key=value`` items (Hydra overrides) with secret values hidden."""
@@ -121,23 +197,16 @@ class Redactor:
             out.append(item)
         return out
 
-    def secrets(self, config: Any, overrides: Sequence[str] = ()) -> set[str]:
+    def secrets(self, config: Any, overrides: Sequence[str] = (), typed: Any = None) -> set[str]:
         """The literal secret strings in a resolved config tree and in
-        ``key=value`` overrides, to :meth:`scrub` from derived strings."""
+        ``key=value`` overrides, to :meth:`scrub` from derived strings (a URL
+        that interpolates a password, say). ``true``, ``false``, ``null``
+        and ``none`` are no passwords (nor numbers, in overrides, where every
+        value is text): scrubbing them would mangle unrelated text; nor is
+        the default of an interpolation, when ``typed``, the config as
+        written, shows it came from there."""
         found: set[str] = set()
-
-        def walk(value: Any, prefix: str) -> None:
-            if isinstance(value, dict):
-                for k, v in value.items():
-                    key = f"{prefix}.{k}" if prefix else str(k)
-                    if self.matches(key) and isinstance(v, str) and not holds_no_secret(v):
-                        found.add(v)
-                    walk(v, key)
-            elif isinstance(value, list):
-                for i, v in enumerate(value):
-                    walk(v, f"{prefix}[{i}]")
-
-        walk(config, "")
+        self._tree(config, "", None, found, typed, False)
         for item in overrides:
             key, sep, value = item.partition("=")
             value = value.strip("'\"")
@@ -161,9 +230,7 @@ class Redactor:
 
         def clean(v: Any) -> Any:
             if isinstance(v, str):
-                for secret in ordered:
-                    v = v.replace(secret, REDACTED)
-                return v
+                return _scrub_text(v, ordered)
             if isinstance(v, dict):
                 return {k: clean(x) for k, x in v.items()}
             if isinstance(v, (list, tuple)):

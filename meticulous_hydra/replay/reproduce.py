@@ -25,6 +25,7 @@ from meticulous_hydra import layout
 from meticulous_hydra.exceptions import UsageError
 from meticulous_hydra.reader.reader import ExperimentReader, experiment_names, flatten
 from meticulous_hydra.recorder import provenance
+from meticulous_hydra.recorder.gitstate import git_env
 
 WT = "\0WT\0"  # stands for the worktree folder until it exists
 _PYTHON_FACTS = (
@@ -153,6 +154,7 @@ def _git(repo: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
+        env=git_env(),
     )
 
 
@@ -391,9 +393,6 @@ def config_differences(old: Run, new: Run) -> list[tuple[str, Any, Any]]:
     ]
 
 
-_VOLATILE = ("${now:", "${oc.env:")
-
-
 def volatile_source(run: Run, key: str) -> str | None:
     """The ``${now:...}`` / ``${oc.env:...}`` interpolation ``key`` comes from in the
     run's unresolved Hydra config (``.hydra/config.yaml``), if it does."""
@@ -412,7 +411,7 @@ def volatile_source(run: Run, key: str) -> str | None:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
-    if isinstance(node, str) and any(v in node for v in _VOLATILE):
+    if isinstance(node, str) and any(v in node for v in provenance.VOLATILE):
         return node
     return None
 
@@ -459,7 +458,9 @@ def reproduce(run: Run, repo: Path, steps: list[Step], keep: bool) -> int:
     try:
         for step in steps[:-1]:
             argv = [_real(a, worktree) for a in step.argv]
-            done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, env=git_env()
+            )
             if done.returncode != 0:
                 raise UsageError(f"{shlex.join(argv)} failed: {done.stderr.strip()}")
         code = run_step(steps[-1], worktree)

@@ -245,7 +245,11 @@ def test_resume_with_experiment_id(
 ) -> None:
     base = ["d", "--required", "x", "--experiment-id", "run-a"]
     record_here(monkeypatch, base)
-    assert "meticulous-hydra: recording to experiments/run-a\n" in capsys.readouterr().err
+    root = features / "experiments"
+    assert (
+        f"meticulous-hydra: recording to experiments/run-a (a new experiments root: {root})\n"
+        in capsys.readouterr().err
+    )
     record_here(monkeypatch, base)
     err = capsys.readouterr().err
     assert "meticulous-hydra: resuming experiments/run-a, which had ended SUCCESS" in err
@@ -271,7 +275,9 @@ def test_launch_command_and_the_recording_line(features: Path, tmp_path: Path) -
     argv = [script, "d", "--required", "x", "--experiments-dir", root]
     proc = run_python(argv, elsewhere, check=True)
     # outside the launch directory: the absolute path
-    assert f"meticulous-hydra: recording to {root}/1\n" in proc.stderr
+    assert f"meticulous-hydra: recording to {root}/1 (a new experiments root: {root})\n" in (
+        proc.stderr
+    )
     _, meta = recorded(features)
     assert meta["launch"] == {"argv": argv, "cwd": str(elsewhere)}
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import make_app_repo, run_python, watchdog
+from helpers import go_together, make_app_repo, run_python, watchdog
 
 from meticulous_hydra import Experiment, Experiments, cli, load_experiments
 from meticulous_hydra.cli import summary as summary_cli
@@ -183,6 +183,7 @@ def test_restore_refuses_to_overwrite(app: Path, capsys) -> None:
     root = app / "experiments"
     assert meticulous(capsys, "rm", "2")[0] == 0
     (root / "2").mkdir()
+    (root / "2/metadata.json").write_text("{}")  # a run from before the run marker
     (root / "2/STATUS").write_text("SUCCESS\n")
     code, _, err = meticulous(capsys, "restore", "2")
     assert code == 2 and "exists" in err
@@ -292,12 +293,7 @@ def test_two_processes_tagging_and_noting_lose_nothing(tmp_path: Path) -> None:
         )
         for who in ("a", "b")
     ]
-    for proc in procs:
-        with watchdog(proc):
-            assert proc.stdout.readline() == "ready\n"
-    for proc in procs:
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
+    go_together(procs)
     for proc in procs:
         with watchdog(proc):
             proc.communicate()

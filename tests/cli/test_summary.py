@@ -115,6 +115,33 @@ def test_a_key_in_only_some_runs_varies_and_a_description_shows(
     assert "warmup" in head and "lr" not in head and "description" in head
 
 
+def test_slurm_statuses_and_restarts_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Issue 22: why SLURM stopped a run (its time limit, a requeue) shows
+    like an error line, and ``restarts`` once a run shown was restarted."""
+    root = tmp_path / "experiments"
+    record(root, {"lr": 0.1}, {"loss": 0.5})
+    monkeypatch.setenv("COLUMNS", "250")
+    assert summary_cli.main([str(root)]) == 0
+    head = header(capsys.readouterr().out)
+    assert "restarts" not in head and "status_detail" not in head
+    limit = "SIGTERM: SLURM job 8 reached its time limit (00:01:00)"
+    record(root, {"lr": 0.2}, status="TIMEOUT", detail=limit)
+    record(root, {"lr": 0.3}, experiment_id="req")  # then requeued, and resumed once
+    record(root, {"lr": 0.3}, experiment_id="req", status="REQUEUED", detail="requeued job 9")
+    assert summary_cli.main([str(root), "--format", "json"]) == 0
+    rows = {r["config.lr"]: r for r in json.loads(capsys.readouterr().out)}
+    assert (rows[0.2]["status"], rows[0.2]["status_detail"]) == ("TIMEOUT", limit)
+    assert (rows[0.3]["status"], rows[0.3]["metadata.restarts"]) == ("REQUEUED", 1)
+    assert summary_cli.main([str(root)]) == 0
+    out = capsys.readouterr().out
+    assert {"status_detail", "restarts"} <= set(header(out))
+    assert limit[:30] in out and "requeued job 9" in out  # cut to fit the terminal
+    assert summary_cli.main([str(root), "--group-by", "git.dirty", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["failed"] == 1  # the time limit
+
+
 def test_durations_and_floats_read_as_such() -> None:
     assert [table.duration(s) for s in (0.004, 0.31, 2.25, 75, 7300)] == [
         "<10ms",

@@ -2,9 +2,10 @@
 compare everything the user can observe.
 
 A :class:`Case` is an app (its files, committed to a fresh git repository
-unless ``git=False``) and its command line. :func:`assert_invisible` runs it
-off and on, each time in a fresh copy of that repository at the same absolute
-path, under one of the :data:`MODES`:
+unless ``git=False``; its ``untracked`` files are written after the commit)
+and its command line. :func:`assert_invisible` runs it off and on, each time
+in a fresh copy of that repository at the same absolute path, under one of
+the :data:`MODES`:
 
 - ``tty``: stdin, stdout and stderr are one real pseudo-terminal (the child's
   controlling terminal, 40x120), as in an interactive shell;
@@ -19,6 +20,12 @@ the per-job output dirs of a sweep. Dates and times (``${now:}``) are
 normalised, and a case can add its own substitutions. Where a difference is
 intended (a redacted secret), the case names the files allowed to differ and
 says why. A case that differs fails with the differences shown.
+
+Besides the recording line, a case may name ``notices``: lines of ours that
+tracking on must add to stderr in that shape (outside a git repository, the
+run says it records no git state). They are taken out of the tracked run's
+output like the recording line, and each must be there, once per job, on
+stderr: on stdout, or missing, it is a difference.
 """
 
 from __future__ import annotations
@@ -68,12 +75,16 @@ class Case:
     env_on: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     git: bool = True
+    # files written after the commit, left untracked (new code not added yet)
+    untracked: dict[str, str] = field(default_factory=dict)
     root: str = ROOT
     # relative paths (fnmatch-free: exact, after normalisation) allowed to differ, with why
     may_differ: dict[str, str] = field(default_factory=dict)
     substitutions: Sequence[tuple[re.Pattern[bytes], bytes]] = ()
     jobs: int = 1  # runs recorded: one recording line each
     timeout: float = 90
+    # lines of ours tracking adds on stderr besides the recording line (see above)
+    notices: Sequence[re.Pattern[bytes]] = ()
 
 
 @dataclass
@@ -85,6 +96,7 @@ class Observed:
     stderr: bytes  # stderr where it is its own pipe; b"" on a terminal
     files: dict[str, bytes]
     timed_out: bool = False
+    terminal: bool = False  # stdout and stderr were one terminal (tty mode)
 
 
 def make_app(base: Path, case: Case) -> Path:
@@ -93,11 +105,13 @@ def make_app(base: Path, case: Case) -> Path:
     files = {name: textwrap.dedent(text) for name, text in case.files.items()}
     if case.git:
         make_repo(template, {".gitignore": f"/{case.root}/\n", **files})
+        written = case.untracked
     else:
         template.mkdir(parents=True)
-        for name, text in files.items():
-            (template / name).parent.mkdir(parents=True, exist_ok=True)
-            (template / name).write_text(text)
+        written = {**files, **case.untracked}
+    for name, text in written.items():
+        (template / name).parent.mkdir(parents=True, exist_ok=True)
+        (template / name).write_text(textwrap.dedent(text))
     return template
 
 
@@ -170,7 +184,7 @@ def _run_tty(argv: list[str], cwd: Path, env: dict[str, str], timeout: float) ->
     finally:
         os.close(master)
     returncode = proc.wait(timeout=30)
-    return Observed(returncode, bytes(shown), b"", {}, timed_out)
+    return Observed(returncode, bytes(shown), b"", {}, timed_out, terminal=True)
 
 
 def _run_pipes(
@@ -248,21 +262,49 @@ def _without_recording_lines(data: bytes, jobs: int) -> bytes:
     return RECORDING_LINE.sub(b"", data)
 
 
+def _notice_differences(case: Case, on: Observed) -> list[str]:
+    """Each notice of the case on the tracked run's stderr (on the terminal,
+    in tty mode), once per job at most and at least once."""
+    out = []
+    where = on.shown if on.terminal else on.stderr
+    for notice in case.notices:
+        found = len(notice.findall(where.replace(b"\r\n", b"\n")))
+        if not 1 <= found <= case.jobs:
+            out.append(
+                f"notice {notice.pattern!r}: {found} time(s) on stderr, expected 1..{case.jobs}"
+            )
+    return out
+
+
+def _ours(declaration: object) -> bool:
+    target = declaration.get("_target_") if isinstance(declaration, dict) else None
+    return str(target).startswith("meticulous_hydra.")
+
+
 def hydra_yaml_pair(off: bytes, on: bytes) -> tuple[bytes, bytes]:
     """Hydra's ``.hydra/hydra.yaml`` (or ``multirun.yaml``) of both runs without what declaring the
     callback necessarily adds to the tracked one (its node under
-    ``hydra.callbacks``, the choice of it, the ``hydra/callbacks`` override):
-    everything else, the job's own overrides included, must be the same."""
+    ``hydra.callbacks``, the choice of it or of the switch that declares it
+    (``meticulous@...``, ``hydra/meticulous@...``), the Hydra overrides that
+    name it): everything else, the job's own overrides included, must be the same."""
     import yaml
 
     a, b = yaml.safe_load(off), yaml.safe_load(on)
     hydra_a, hydra_b = a.get("hydra", {}), b.get("hydra", {})
-    (hydra_b.get("callbacks") or {}).pop("meticulous", None)
+    callbacks = hydra_b.get("callbacks") or {}
+    for key in [k for k, v in callbacks.items() if k == "meticulous" or _ours(v)]:
+        del callbacks[key]  # under whatever key it is declared
     overrides = hydra_b.get("overrides", {})
     overrides["hydra"] = [o for o in overrides.get("hydra") or [] if "meticulous" not in o]
     choices_a = hydra_a.get("runtime", {}).get("choices") or {}
     choices_b = hydra_b.get("runtime", {}).get("choices") or {}
-    for key in [k for k, v in choices_b.items() if "meticulous" in (k, v)]:
+    # the callback chosen, or the switch's own groups (meticulous, hydra/meticulous)
+    ours = [
+        k
+        for k, v in choices_b.items()
+        if v == "meticulous" or "meticulous" in k.partition("@")[0].split("/")
+    ]
+    for key in ours:
         del choices_b[key]
     for key in choices_a.keys() - choices_b.keys():
         if key.startswith("hydra/callbacks"):  # the switch replaced the app's choice
@@ -291,10 +333,15 @@ def differences(case: Case, off: Observed, on: Observed) -> list[str]:
         out.append(f"timed out after {case.timeout} s: off={off.timed_out} on={on.timed_out}")
     if off.returncode != on.returncode:
         out.append(f"exit code: off {off.returncode}, on {on.returncode}")
+    out += _notice_differences(case, on)
     for what, a, b in (("shown", off.shown, on.shown), ("stderr", off.stderr, on.stderr)):
         # a terminal shows the line as ...\r\n, and the app's \n the same way
         a = _normalise(a.replace(b"\r\n", b"\n"), case)
-        b = _normalise(_without_recording_lines(b.replace(b"\r\n", b"\n"), case.jobs), case)
+        b = _without_recording_lines(b.replace(b"\r\n", b"\n"), case.jobs)
+        if what == "stderr" or on.terminal:  # notices belong on stderr, nowhere else
+            for notice in case.notices:
+                b = notice.sub(b"", b)
+        b = _normalise(b, case)
         if a != b:
             out.append(_text_diff(what, a, b))
     for path in sorted(off.files.keys() | on.files.keys()):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .harness import Case, assert_invisible
+from .harness import SWITCH, Case, assert_invisible
 
 # An app with its own output dirs (as the lightning-hydra-template has), that
 # prints to both streams, logs, and writes into its output dir.
@@ -51,19 +51,24 @@ OWN_DIRS_APP = {
 }
 
 
-# the callback chosen as a config group: the app's own callbacks are replaced
-CALLBACK = ["hydra/callbacks=meticulous"]
+# Both ways to switch recording on: +meticulous=on adds the callback next to
+# the app's own; hydra/callbacks=meticulous replaces the app's choice of them.
+SWITCHES = pytest.mark.parametrize(
+    "on", [[SWITCH], ["hydra/callbacks=meticulous"]], ids=["plus-switch", "callbacks-group"]
+)
 
 
+@SWITCHES
 @pytest.mark.parametrize("mode", ["pipe", "slowpipe"])
-def test_an_app_with_its_own_output_dirs(tmp_path: Path, mode: str) -> None:
-    case = Case("own-dirs", OWN_DIRS_APP, ["app.py", "lr=0.2"], on=CALLBACK)
+def test_an_app_with_its_own_output_dirs(tmp_path: Path, mode: str, on: list[str]) -> None:
+    case = Case("own-dirs", OWN_DIRS_APP, ["app.py", "lr=0.2"], on=on)
     assert_invisible(case, mode, tmp_path)
 
 
-def test_a_sweep_with_its_own_sweep_dir(tmp_path: Path) -> None:
+@SWITCHES
+def test_a_sweep_with_its_own_sweep_dir(tmp_path: Path, on: list[str]) -> None:
     off, _ = assert_invisible(
-        Case("own-sweep", OWN_DIRS_APP, ["app.py", "-m", "lr=0.1,0.2"], on=CALLBACK, jobs=2),
+        Case("own-sweep", OWN_DIRS_APP, ["app.py", "-m", "lr=0.1,0.2"], on=on, jobs=2),
         "pipe",
         tmp_path,
     )

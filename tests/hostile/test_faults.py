@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import make_repo, run_python, status_of, watchdog, write_script
+from helpers import in_mount_namespace, make_repo, run_python, status_of, watchdog, write_script
 
 from meticulous_hydra import Experiment, RecordingError, load_experiments
 from meticulous_hydra.cli import summary as summary_cli
@@ -242,25 +242,6 @@ def test_interrupted_runs_end_interrupted(
 # -- disks that fail -------------------------------------------------------------------------
 
 
-def in_mount_namespace(
-    setup: str, command: list[str], cwd: Path
-) -> subprocess.CompletedProcess[str]:
-    """Run ``command`` in a private mount namespace after the ``setup`` shell lines."""
-    if shutil.which("unshare") is None:
-        pytest.skip("needs unshare(1)")
-    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip("needs permission to create mount namespaces (root in CI)")
-    script = f'set -e\n{setup}\nexec "$@"'
-    return subprocess.run(
-        ["unshare", "-m", "sh", "-c", script, "sh", *command],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 FULL_DISK = """
 import json, sys, yaml
 from pathlib import Path
@@ -479,6 +460,7 @@ def test_ids_and_roots_cannot_escape(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_reader_never_runs_code_from_yaml(tmp_path: Path) -> None:
     folder = tmp_path / "exp" / "1"
     folder.mkdir(parents=True)
+    (folder / ".meticulous-run").touch()  # a run folder whose metadata.json was lost
     (folder / "STATUS").write_text("SUCCESS\n")
     (folder / "config.yaml").write_text(
         f"a: !!python/object/apply:os.system ['touch {tmp_path}/pwned']\n"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,15 +168,13 @@ def test_outside_a_git_repository(tmp_path: Path) -> None:
 def test_numbering_skips_custom_ids_and_keeps_gaps(tmp_path: Path) -> None:
     root = layout.ensure_root(tmp_path / "deep" / "experiments")
     assert [layout.claim_next(root).name for _ in range(3)] == ["1", "2", "3"]
-    (root / "2").rmdir()
+    shutil.rmtree(root / "2")
     (root / "best-run").mkdir()
     (root / "7").mkdir()
     assert layout.claim_next(root).name == "8"
 
 
 def test_a_number_is_never_given_twice_even_after_its_folder_is_deleted(tmp_path: Path) -> None:
-    import shutil
-
     from meticulous_hydra import Experiment
 
     root = layout.ensure_root(tmp_path / "experiments")
@@ -198,7 +198,7 @@ def test_a_root_from_before_the_number_markers_keeps_its_numbers(tmp_path: Path)
     for n in (1, 2, 5):
         (root / str(n)).mkdir(parents=True)
     assert layout.claim_next(root).name == "6"
-    (root / "6").rmdir()
+    shutil.rmtree(root / "6")
     assert layout.claim_next(root).name == "7"
 
 
@@ -270,6 +270,60 @@ def test_kill_9_during_summary_writes_leaves_valid_json(repo: Path) -> None:
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["i"] >= 50 * (attempt + 2)
         assert status_of(folder)[0] == "RUNNING"  # SIGKILL can't be caught: the reader says DIED
+
+
+CHAINED = """
+import os, signal, sys, time
+from meticulous_hydra import Experiment
+
+def handler(signum, frame):  # the program's own (submitit has one too)
+    print("the program's handler ran", flush=True)
+    if sys.argv[1] == "exit":
+        sys.exit(0)
+
+signal.signal(signal.SIGTERM, handler)
+exp = Experiment({"x": 1})
+if sys.argv[1] == "restore":
+    exp.finish()
+    print("restored", signal.getsignal(signal.SIGTERM) is handler, flush=True)
+    sys.exit(0)
+print("ready", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("mode", ["go-on", "exit", "restore"])
+def test_sigterm_is_chained_to_the_handler_in_place(repo: Path, mode: str) -> None:
+    """Issue 22 #3: with a SIGTERM handler of someone else's in place, the run
+    says INTERRUPTED at once, that handler decides what happens next, and
+    SLURM's SIGKILL after it (or the handler's own exit) leaves it so."""
+    write_script(repo, "run.py", CHAINED, commit=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    proc = subprocess.Popen(
+        [sys.executable, "run.py", mode], cwd=repo, stdout=subprocess.PIPE, text=True, env=env
+    )
+    folder = repo / "experiments" / "1"
+    with watchdog(proc), contextlib.ExitStack() as cleanup:
+        cleanup.callback(lambda: proc.poll() is None and proc.kill())  # whatever fails
+        if mode == "restore":
+            assert proc.stdout.read() == "restored True\n"
+            assert proc.wait() == 0 and status_of(folder)[0] == "SUCCESS"
+            return
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.stdout.readline() == "the program's handler ran\n"
+        if mode == "go-on":
+            assert proc.poll() is None  # the handler let it go on: so does the run
+            assert status_of(folder) == ("INTERRUPTED", "SIGTERM\n")
+            proc.kill()  # what SLURM does KillWait seconds later
+        proc.wait()
+    proc.stdout.close()
+    assert proc.returncode == (0 if mode == "exit" else -signal.SIGKILL)
+    assert status_of(folder) == ("INTERRUPTED", "SIGTERM\n")  # not SUCCESS, not RUNNING
+    from meticulous_hydra import ExperimentReader
+
+    assert ExperimentReader(folder).status == "INTERRUPTED"
 
 
 def test_summary_converts_values_and_refuses_unknown_types(tmp_path: Path) -> None:
@@ -588,7 +642,7 @@ def test_a_plain_experiment_says_where_it_records_on_the_terminal_only(repo: Pat
     )
     proc = run_python(["plain.py"], repo, check=True)
     assert proc.stderr.splitlines() == [
-        "meticulous-hydra: recording to experiments/1",
+        f"meticulous-hydra: recording to experiments/1 (a new experiments root: {repo}/experiments)",
         "meticulous-hydra: recording to experiments/base",
         "meticulous-hydra: resuming experiments/base, which had ended SUCCESS (restart 1)",
     ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from helpers import git, make_repo, metadata_of, run_python, status_of, write_script
 
-from meticulous_hydra.recorder.gitstate import UNTRACKED_CAP
+from meticulous_hydra.exceptions import DirtyRepoError
+from meticulous_hydra.recorder.gitstate import UNTRACKED_CAP, read_git_state
 
 ON = "hydra/callbacks=meticulous"
 RECORD = "from meticulous_hydra import Experiment\nexp = Experiment({})\n"
@@ -41,13 +43,44 @@ def test_untracked_data_is_listed_not_refused(repo: Path) -> None:
     (repo / "data.csv").write_text("a,b\n")
     (repo / "outputs").mkdir()
     (repo / "outputs" / "old.txt").write_text("x\n")
-    (repo / "unused.py").write_text("never imported\n")
+    (repo / "notes.md").write_text("not code\n")
     run_python(["run.py"], repo, check=True)
     m = metadata_of(repo / "experiments" / "1")
     assert m["git"]["dirty"] is False
-    assert sorted(m["git"]["untracked"]) == ["data.csv", "outputs/", "unused.py"]
+    assert sorted(m["git"]["untracked"]) == ["data.csv", "notes.md", "outputs/"]
     assert m["git"]["untracked_saved"] == [] and m["git"]["untracked_skipped"] == []
     assert not (repo / "experiments" / "1" / "untracked").exists()
+
+
+def test_untracked_python_that_may_be_imported_later_is_refused_at_start(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 20 #12: a Hydra instantiate target, or an import inside the task,
+    # runs after the start; the run is refused then, not recorded as clean
+    app = repo / "app"
+    (app / "lib" / "sub").mkdir(parents=True)
+    (app / "lib" / "sub" / "deep.py").write_text("X = 1\n")
+    (app / "lib" / "data.csv").write_text("a\n")
+    (app / "we[ird]*").mkdir()
+    (app / "we[ird]*" / "odd.py").write_text("Y = 1\n")
+    (app / "helper.py").write_text("Z = 1\n")
+    site = app / "venv" / "lib" / "site-packages"  # an environment inside the repository
+    site.mkdir(parents=True)
+    (site / "pkg.py").write_text("")
+    (repo / "other").mkdir()  # a sibling's new script: in no folder the app imports from
+    (repo / "other" / "new.py").write_text("")
+    monkeypatch.syspath_prepend(str(app))  # the program runs from app/
+    with pytest.raises(DirtyRepoError) as refused:
+        read_git_state(app, allow_dirty=False, flag_hint="--allow-dirty")
+    line = str(refused.value)
+    code = ["app/helper.py", "app/lib/sub/deep.py", "app/we[ird]*/odd.py"]
+    for path in code:
+        assert f"{path} (untracked, and it may be imported)" in line
+    assert "pkg.py" not in line and "data.csv" not in line and "new.py" not in line
+    assert ".gitignore" in line
+    state = read_git_state(app, allow_dirty=True, flag_hint="--allow-dirty")
+    assert state is not None and state.dirty and sorted(state.untracked_code) == code
+    assert state.untracked == ["app/", "other/"]
 
 
 def test_allow_dirty_saves_the_untracked_code_up_to_the_cap(repo: Path) -> None:

@@ -531,6 +531,22 @@ def test_rerun_failed_jobs_completes_the_sweep(
     assert "attempts" in capfd.readouterr().out
 
 
+def test_rerun_leaves_requeued_jobs_to_slurm(tmp_path: Path) -> None:
+    """Issue 22 #2: a job SLURM requeued runs again by itself; one out of
+    time (TIMEOUT) may be run again."""
+    from helpers import record
+
+    from meticulous_hydra.replay.rerun import failed_jobs
+
+    root = tmp_path / "experiments"
+    for n, status in enumerate(["SUCCESS", "ERROR", "REQUEUED", "TIMEOUT"]):
+        sweep = {"id": "s1", "dir": str(tmp_path), "job_num": n}
+        record(root, {"x": n}, status=status, experiment_id=f"j{n}", metadata={"sweep": sweep})
+    sweep_id, failed, requeued = failed_jobs(root, "latest")
+    assert sweep_id == "s1"
+    assert [r.id for r in failed] == ["j1", "j3"] and [r.id for r in requeued] == ["j2"]
+
+
 def test_latest_attempts_keeps_the_last_start_of_each_job() -> None:
     import pandas as pd
 
@@ -567,7 +583,7 @@ def test_copies_of_a_root_are_not_attempts_of_each_other() -> None:
 def test_one_run_of_a_loop_is_compared_with_its_own_repetition(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    # the README's "Without either" loop: reproducing run 2 runs the script,
+    # docs/python.md's "Without either" loop: reproducing run 2 runs the script,
     # which records every seed again; run 2 is compared with seed 1's new run
     repo = make_repo(tmp_path / "repo")
     write_script(

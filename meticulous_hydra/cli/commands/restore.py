@@ -28,22 +28,40 @@ def _restore(args: argparse.Namespace) -> int:
         return 0
     names = organise.trashed(root)
     chosen: list[str] = []
+    back: list[str] = []  # named, and restored by another process since
     for token in args.runs:
-        # the plain id first: 7 restores .trash/7; 7~2 must be named
-        chosen += selection.expand(
-            token,
-            root / layout.TRASH_DIR,
-            names,
-            "trashed run",
-            see=f"meticulous restore --list --root {root}",
-        )
-    restored = []
+        try:
+            # the plain id first: 7 restores .trash/7; 7~2 must be named
+            chosen += selection.expand(
+                token,
+                root / layout.TRASH_DIR,
+                names,
+                "trashed run",
+                see=f"meticulous restore --list --root {root}",
+            )
+        except UsageError as missing:
+            try:
+                back += selection.expand(token, root, selection.run_names(root))
+            except UsageError:
+                raise missing from None
+    restored, gone = [], []
     for name in dict.fromkeys(chosen):
         try:
-            restored.append(organise.restore(root, name).name)
+            where = organise.restore(root, name)
         except FileExistsError as e:
             raise UsageError(
                 f"{e.args[0]} exists: a run has that id already; remove it first"
             ) from None
-    print(f"restored {', '.join(restored)} to {root}")
+        if where is not None:
+            restored.append(where.name)
+        elif (root / name.split("~", 1)[0]).exists():
+            back.append(name)
+        else:
+            gone.append(name)
+    if restored:
+        print(f"restored {', '.join(restored)} to {root}")
+    if back:
+        print(f"already restored by another process: {', '.join(back)}")
+    if gone:
+        print(f"no longer in the trash (deleted by another process): {', '.join(gone)}")
     return 0

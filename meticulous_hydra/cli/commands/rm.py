@@ -45,12 +45,36 @@ def _confirm(question: str, yes: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _named_or_trashed(args: argparse.Namespace) -> tuple[list[selection.Run], list[str]]:
+    """The runs to remove, and the names given that are in the trash already
+    (moved there by another process since: no error)."""
+    if args.sweep or args.status or args.filter or not args.runs:
+        return selection.select(args.runs, args, include_archived=True), []
+    runs: list[selection.Run] = []
+    gone: list[str] = []
+    for token in args.runs:
+        try:
+            runs += selection.select([token], args, include_archived=True)
+        except UsageError as missing:
+            root, name = selection.split_token(token, Path(args.root))
+            base = [n.split("~", 1)[0] for n in organise.trashed(root)]
+            try:
+                selection.expand(name, root, base)
+            except UsageError:
+                raise missing from None
+            gone.append(token)
+    return list(dict.fromkeys(runs)), gone
+
+
 def _rm(args: argparse.Namespace) -> int:
     if args.trash:
         if not args.purge:
             raise UsageError("--trash goes with --purge (restore brings runs back)")
         return _purge_trash(args)
-    runs = selection.select(args.runs, args, include_archived=True)
+    runs, gone = _named_or_trashed(args)
+    if not runs:
+        print(f"already in the trash: {', '.join(gone)}")
+        return 0
     if not args.force:
         live = [r for r in runs if ExperimentReader(r.path).status == layout.RUNNING]
         if live:
@@ -63,15 +87,32 @@ def _rm(args: argparse.Namespace) -> int:
         if not _confirm(f"delete {len(runs)} run(s) for good ({labels})?", args.yes):
             print("nothing deleted")
             return 1
-        for run in runs:
-            organise.purge(run.path)
-        print(f"deleted {labels}")
+        done = [run for run in runs if organise.purge(run.path)]
+        _report(done, runs, gone, several, "deleted {}")
         return 0
-    for run in runs:
-        organise.trash(run.path)
-    roots = sorted({str(organise.trash_dir(r.root)) for r in runs})
-    print(f"moved {labels} to {', '.join(roots)}; `meticulous restore` brings them back")
+    done = [run for run in runs if organise.trash(run.path) is not None]
+    roots = ", ".join(sorted({str(organise.trash_dir(r.root)) for r in done}))
+    _report(
+        done, runs, gone, several, f"moved {{}} to {roots}; `meticulous restore` brings them back"
+    )
     return 0
+
+
+def _report(
+    done: Sequence[selection.Run],
+    runs: Sequence[selection.Run],
+    trashed: Sequence[str],
+    several: bool,
+    line: str,
+) -> None:
+    """What this process did, and what another did first."""
+    if done:
+        print(line.format(", ".join(r.label(several) for r in done)))
+    gone = [r.label(several) for r in runs if r not in done]
+    if gone:
+        print(f"already gone (moved or deleted by another process): {', '.join(gone)}")
+    if trashed:
+        print(f"already in the trash: {', '.join(trashed)}")
 
 
 def _trash_names(root: Path, tokens: Sequence[str]) -> list[str]:
@@ -102,7 +143,10 @@ def _purge_trash(args: argparse.Namespace) -> int:
     if not _confirm(f"delete {len(names)} trashed run(s) for good ({', '.join(names)})?", args.yes):
         print("nothing deleted")
         return 1
-    for name in names:
-        organise.purge(organise.trash_dir(root) / name)
-    print(f"deleted {', '.join(names)} from {organise.trash_dir(root)}")
+    done = [name for name in names if organise.purge(organise.trash_dir(root) / name)]
+    if done:
+        print(f"deleted {', '.join(done)} from {organise.trash_dir(root)}")
+    gone = [name for name in names if name not in done]
+    if gone:
+        print(f"already gone (deleted or restored by another process): {', '.join(gone)}")
     return 0

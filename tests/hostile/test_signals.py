@@ -1,0 +1,230 @@
+"""Signals tell the truth: a run interrupted at any moment of its start-up
+ends INTERRUPTED, SIGHUP (the terminal closed) is an interruption, and a
+Ctrl-C traceback is the user's alone. Real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers import make_repo, status_of, watchdog
+
+from meticulous_hydra import load_experiments
+
+# A parent that imports once and forks one child per step; each child starts a
+# run in its own root and sends itself the signal right after its step-th
+# operation that changes something (a file created, written, renamed, closed,
+# an fd redirected, a thread started: reads change nothing, so between two of
+# these every moment is alike), or that reads a module being imported (a
+# signal inside an import), from the moment it creates its root on, then
+# the run's folder is inspected. Step 0 is a child never signalled: it counts
+# the steps.
+STARTUP = """
+import _io, builtins, json, os, signal, sys, threading
+
+signum = int(sys.argv[1])
+from pathlib import Path
+from meticulous_hydra import Experiment, layout
+from meticulous_hydra.recorder import provenance
+from meticulous_hydra.recorder.gitstate import read_git_state
+
+# read once, as a sweep's launcher does: the children start from there
+git = read_git_state(Path("."), allow_dirty=True, flag_hint="")
+provenance.installed_packages()
+
+calls = None  # counting from ensure_root on
+step = 0
+OPS = [(os, n) for n in ("open", "mkdir", "replace", "rename", "write", "close", "dup",
+                          "dup2", "pipe", "utime", "symlink")]
+OPS += [(builtins, "open"), (threading.Thread, "start"), (_io, "open_code")]
+
+def at_step(real):
+    def op(*args, **kwargs):
+        global calls
+        result = real(*args, **kwargs)
+        if calls is None:
+            return result
+        calls += 1
+        if calls == step:
+            os.kill(os.getpid(), signum)
+        return result
+    return op
+
+results = {}
+total = None
+while total is None or step < total:
+    pid = os.fork()
+    if pid == 0:
+        break  # the child starts a run below, at the top level like any program
+    _, status = os.waitpid(pid, 0)
+    if step == 0:
+        total = int(open("steps").read())
+    results[step] = os.waitstatus_to_exitcode(status)
+    step += 1
+else:
+    print(json.dumps(results))
+    sys.exit(0)
+
+def counting(real):
+    def ensure_root(*args, **kwargs):
+        global calls
+        calls = 0
+        return real(*args, **kwargs)
+    return ensure_root
+
+for module, name in OPS:
+    setattr(module, name, at_step(getattr(module, name)))
+layout.ensure_root = counting(layout.ensure_root)
+exp = Experiment._for_adapter({"a": 1}, root=f"roots/{step}", git_state=git)
+for module, name in OPS:  # the start-up is over
+    setattr(module, name, getattr(module, name).__closure__[0].cell_contents)
+if step == 0:
+    with open("steps", "w") as f:
+        f.write(str(calls))
+exp.finish()
+"""
+
+DETAIL = {signal.SIGINT: "KeyboardInterrupt", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["sigint", "sigterm", "sighup"]
+)
+def test_a_signal_at_any_step_of_the_start_ends_the_run_interrupted(
+    tmp_path: Path, signum: int
+) -> None:
+    (tmp_path / "startup.py").write_text(STARTUP)
+    proc = subprocess.run(
+        [sys.executable, "startup.py", str(int(signum))],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    codes = {int(k): v for k, v in json.loads(proc.stdout.splitlines()[-1]).items()}
+    assert codes.pop(0) == 0 and len(codes) > 20  # every step of the start-up, one by one
+    outcomes = ""
+    for step, code in codes.items():
+        assert code == -signum, (step, code)  # the program died of the signal, as it would have
+        root = tmp_path / "roots" / str(step)
+        folders = [p for p in root.iterdir() if not p.name.startswith(".")] if root.exists() else []
+        assert len(folders) <= 1
+        if not folders:
+            outcomes += "-"  # interrupted before the run had a folder
+            continue
+        folder = folders[0]
+        files = {p.name for p in folder.iterdir()}
+
+        frame = load_experiments(root, cache=False)
+        assert len(frame) == 1, (step, files)
+        row = frame.iloc[0]
+        assert row["status"] == "INTERRUPTED", (step, files, status_of(folder))
+        assert DETAIL[signum] in status_of(folder)[1], step
+        assert row["config.a"] == 1 and pd.isna(row["read_error"]), (step, row["read_error"])
+        outcomes += "I"
+    # INTERRUPTED at every step: a signal while the root and the folder are
+    # made waits until the run knows its folder
+    assert re.fullmatch(r"I{20,}", outcomes), outcomes
+
+
+BLOCKING = """
+import os, sys
+from meticulous_hydra import Experiment
+
+def train():
+    print("ready", flush=True)
+    with open(os.environ["BLOCK_FIFO"]) as f:   # blocks until the signal
+        f.read()
+
+exp = Experiment({"lr": 0.1}, code_dir=".")
+train()
+exp.finish()
+"""
+
+
+def _blocked(repo: Path, *args: str) -> subprocess.Popen[str]:
+    """``app.py ARGS`` in a session of its own, once it blocks in its task."""
+    fifo = repo / "fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(
+        [sys.executable, "-Werror", "app.py", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "BLOCK_FIFO": str(fifo)},
+    )
+    with watchdog(proc):
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()
+    return proc
+
+
+def test_sighup_ends_the_run_interrupted(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "app", {"app.py": BLOCKING, ".gitignore": "fifo\n"})
+    proc = _blocked(repo)
+    with watchdog(proc):
+        os.killpg(proc.pid, signal.SIGHUP)  # the terminal closed: its session gets SIGHUP
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGHUP  # dies of it, as it would have
+    status, detail = status_of(repo / "experiments" / "1")
+    assert status == "INTERRUPTED" and "SIGHUP" in detail
+    assert load_experiments(repo / "experiments", cache=False).loc[1, "status"] == "INTERRUPTED"
+
+
+def test_sighup_ignored_by_nohup_stays_ignored(tmp_path: Path) -> None:
+    app = BLOCKING.replace(
+        "import os, sys", "import os, signal, sys\nsignal.signal(signal.SIGHUP, signal.SIG_IGN)"
+    )
+    repo = make_repo(tmp_path / "app", {"app.py": app, ".gitignore": "fifo\n"})
+    proc = _blocked(repo)
+    with watchdog(proc):
+        os.killpg(proc.pid, signal.SIGHUP)
+        with open(repo / "fifo", "w"):  # then let it finish
+            pass
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert status_of(repo / "experiments" / "1")[0] == "SUCCESS"
+
+
+HYDRA_BLOCKING = """
+import os
+import hydra
+
+def train():
+    print("ready", flush=True)
+    with open(os.environ["BLOCK_FIFO"]) as f:
+        f.read()
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    train()
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("kind", ["experiment", "hydra"])
+def test_a_ctrl_c_traceback_shows_no_frame_of_ours(tmp_path: Path, kind: str) -> None:
+    app = BLOCKING if kind == "experiment" else HYDRA_BLOCKING
+    repo = make_repo(tmp_path / "app", {"app.py": app, ".gitignore": "fifo\noutputs/\n"})
+    hydra_args = ["hydra/callbacks=meticulous", "+x=1"] if kind == "hydra" else []
+    proc = _blocked(repo, *hydra_args)
+    with watchdog(proc):
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGINT
+    traceback = err[err.index("Traceback (most recent call last)") :]
+    assert "in train" in traceback and traceback.rstrip().endswith("KeyboardInterrupt")
+    assert "meticulous_hydra" not in traceback, traceback
+    status, detail = status_of(repo / "experiments" / "1")
+    assert status == "INTERRUPTED" and "KeyboardInterrupt" in detail

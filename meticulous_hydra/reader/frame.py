@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any, cast
 
@@ -142,6 +143,7 @@ _PLAIN = frozenset({_NONE, bool, int, float, str, tuple, list, dict})
 _FLOAT_INT = 2**53
 
 
+@cache
 def _string_dtype() -> Any:
     """The dtype pandas gives text (``str`` from pandas 3, else object)."""
     import pandas as pd
@@ -214,8 +216,6 @@ def _make(values: list[Any], tag: str) -> Any:
         return pd.array(values, dtype=cast(Any, tag))
     if tag == "str":
         return pd.array(values, dtype=_string_dtype())
-    if any(type(v) in (list, dict) for v in values):
-        values = [hashable(v) for v in values]
     return np.fromiter(values, dtype=object, count=len(values))
 
 
@@ -226,6 +226,8 @@ def column(values: list[Any]) -> tuple[Any, str, list[int]]:
     if not kinds <= _PLAIN:  # a reader subclass's own objects: as pandas sees them
         return _inferred(values)
     tag = _decide(kinds, missing)
+    if list in kinds or dict in kinds:  # from a reader subclass: flatten made the rest tuples
+        values = [hashable(v) for v in values]
     ints: list[int] = []
     if tag == "float64" and int in kinds:
         ints = [i for i, v in enumerate(values) if type(v) is int]
@@ -283,6 +285,36 @@ def _key_orders(rows: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[str, ...]
     return list(seen), of
 
 
+def _columns(
+    rows: Sequence[Mapping[str, Any]], keys: list[tuple[str, ...]], of: list[int]
+) -> dict[str, list[Any]]:
+    """The values of each key, one per row (None where a row lacks it).
+
+    Rows with the same keys (most of a root: a sweep's runs) are turned into
+    columns at once, their values taken in order rather than looked up one
+    by one (a lookup a value, each in another row, costs several times more)."""
+    import numpy as np
+
+    groups: dict[int, list[int]] = {}
+    for position, at in enumerate(of):
+        groups.setdefault(at, []).append(position)
+    arrays: dict[str, Any] = {}
+    for at, positions in groups.items():
+        width = len(keys[at])
+        # the group's values row by row into one array (fromiter keeps tuples
+        # whole), then a column of it per key, laid into the rows' places
+        flat = chain.from_iterable(rows[i].values() for i in positions)
+        table = np.fromiter(flat, dtype=object, count=len(positions) * width)
+        table = table.reshape(len(positions), width)
+        where = np.array(positions)
+        for j, key in enumerate(keys[at]):
+            array = arrays.get(key)
+            if array is None:
+                array = arrays[key] = np.full(len(rows), None, dtype=object)
+            array[where] = table[:, j]
+    return {key: array.tolist() for key, array in arrays.items()}
+
+
 def build(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Typed:
     """The frame of ``rows`` (of the run folders ``names``) and what patching
     it takes (:class:`Typed`)."""
@@ -290,10 +322,11 @@ def build(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Typed:
 
     keys, of = _key_orders(rows)
     columns = column_order(list(dict.fromkeys(chain.from_iterable(keys))))
+    found = _columns(rows, keys, of)
     data: dict[str, Any] = {}
     ints: dict[str, frozenset[str]] = {}
     for name in columns:
-        values = [row.get(name) for row in rows]
+        values = found.get(name) or [None] * len(rows)
         if name in _TIME_COLUMNS:
             data[name] = _times(values)
             continue

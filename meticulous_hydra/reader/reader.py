@@ -3,12 +3,14 @@ all of a root (or several roots) as one pandas DataFrame."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,13 +34,20 @@ DIED_AFTER_SECONDS = 600.0
 
 _PROMOTED = {"description", "start_time", "end_time", "duration", "overrides", "sweep"}
 _SKIPPED_METADATA = {"git", "config"}
+_NOT_FLATTENED = frozenset(_PROMOTED | _SKIPPED_METADATA)
 _HOST = hostname()
 # A pid os.kill can be asked about: a C int above 0 (0 and -1 name process groups).
 _PID_LIMIT = 2**31
 
 
-def flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[str, Any]:
-    """Write every leaf of ``tree`` into ``out`` as ``prefix.dotted.path``.
+def flatten(
+    tree: Mapping[str, Any],
+    prefix: str,
+    out: dict[str, Any],
+    skip: Collection[str] = (),
+) -> dict[str, Any]:
+    """Write every leaf of ``tree`` into ``out`` as ``prefix.dotted.path``,
+    leaving out the top-level keys in ``skip``.
 
     Keys are joined as they are, so a key holding a dot stays one column. Two
     paths that would make one name (a key ``"a.b"`` beside ``"a": {"b": ..}``,
@@ -47,47 +56,55 @@ def flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> dict[s
     mapping is a leaf holding None; lists become tuples (:func:`hashable`).
     """
     before = len(out)
-    if _flatten(tree, prefix, out) != len(out) - before:
-        _flatten_apart(tree, prefix, out, before)
+    if _flatten(tree, prefix, out, skip) != len(out) - before:
+        _flatten_apart(tree, prefix, out, before, skip)
     return out
 
 
-def _flatten(tree: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> int:
-    """Write the leaves of ``tree``; return how many there were. A loop, not a
-    recursion: a tree as deep as JSON can hold never exhausts the stack."""
-    leaves = len(tree)
-    stack = [(prefix + ".", iter(tree.items()))]
-    while stack:
-        base, items = stack[-1]
-        for key, value in items:
-            kind = type(value)
-            if kind is dict:
-                if value:
-                    leaves += len(value) - 1  # its leaves stand for it
-                    stack.append((base + key + ".", iter(value.items())))
-                    break
-                out[base + key] = None  # an empty mapping has no leaves
-            elif kind is list:
-                out[base + key] = hashable(value)
-            else:
-                out[base + key] = value
+def _flatten(
+    tree: Mapping[str, Any], prefix: str, out: dict[str, Any], skip: Collection[str] = ()
+) -> int:
+    """Write the leaves of ``tree``; return how many. Recursive, the fastest
+    way: a tree nested deeper than Python's stack allows (JSON parses about
+    as deep) raises RecursionError, which the reader reports."""
+    prefix += "."
+    written = 0
+    for key, value in tree.items():
+        if key in skip:
+            continue
+        kind = type(value)
+        if kind is dict:
+            if value:
+                written += _flatten(value, prefix + key, out)
+                continue
+            out[prefix + key] = None  # an empty mapping has no leaves: None stands for it
+        elif kind is list:
+            out[prefix + key] = hashable(value)
         else:
-            stack.pop()
-    return leaves
+            out[prefix + key] = value
+        written += 1
+    return written
 
 
-def _flatten_apart(tree: Mapping[str, Any], prefix: str, out: dict[str, Any], before: int) -> None:
+def _flatten_apart(
+    tree: Mapping[str, Any],
+    prefix: str,
+    out: dict[str, Any],
+    before: int,
+    skip: Collection[str],
+) -> None:
     """Flatten again where two paths of ``tree`` gave one name: each keeps a
     name of its own (see :func:`flatten`)."""
     for name in list(out)[before:]:
         del out[name]
     leaves: list[tuple[tuple[str, ...], Any]] = []
-    stack: list[tuple[tuple[str, ...], Any]] = [((), tree)]
+    stack: list[tuple[tuple[str, ...], Any]] = [((k,), v) for k, v in tree.items() if k not in skip]
+    stack.reverse()
     while stack:  # depth first, in key order, as _flatten goes
         path, node = stack.pop()
-        if type(node) is dict and node and (path or node is tree):
+        if type(node) is dict and node:
             stack.extend(((*path, k), v) for k, v in reversed(node.items()))
-        elif path:
+        else:
             leaves.append((path, None if type(node) is dict else hashable(node)))
     plain = [prefix + "." + ".".join(path) for path, _ in leaves]
     shared = {name for name, n in Counter(plain).items() if n > 1}
@@ -414,16 +431,15 @@ class ExperimentReader:
             if value is not None and (type(value) not in types or value != value):
                 row[name] = () if name == "overrides" else None
                 self.read_errors.append(f"{layout.METADATA}: {name} is not {what}")
-        rest = {k: v for k, v in meta.items() if k not in _PROMOTED and k not in _SKIPPED_METADATA}
-        for tree, prefix, name in (
-            (self.config, "config", layout.CONFIG_JSON),
-            (self.summary, "summary", layout.SUMMARY),
-            (rest, "metadata", layout.METADATA),
+        for tree, prefix, name, skip in (
+            (self.config, "config", layout.CONFIG_JSON, ()),
+            (self.summary, "summary", layout.SUMMARY, ()),
+            (meta, "metadata", layout.METADATA, _NOT_FLATTENED),
         ):
             before = len(row)
             try:
-                flatten(tree, prefix, row)
-            except RecursionError:  # a list in a list ... (JSON takes ~1000 levels)
+                flatten(tree, prefix, row, skip)
+            except RecursionError:  # deeper than the stack: JSON parses about as deep
                 for key in list(row)[before:]:
                     del row[key]
                 self.read_errors.append(f"{name}: nested too deeply to read")
@@ -509,12 +525,28 @@ def _rows(
     """The runs among the folders ``names`` of ``base``, and their rows: each
     folder is listed once, which tells a run and what it holds."""
     found, rows = [], []
-    for name in names:
-        run = reader(os.path.join(base, name), died_after=died_after)
-        if run.is_run:
-            found.append(name)
-            rows.append(run.row())
+    with _no_cycles_collected():
+        for name in names:
+            run = reader(os.path.join(base, name), died_after=died_after)
+            if run.is_run:
+                found.append(name)
+                rows.append(run.row())
     return found, rows
+
+
+@contextmanager
+def _no_cycles_collected() -> Iterator[None]:
+    """Python's cycle collector paused. Rows are made of JSON, which has no
+    cycles; yet each pass of the collector walks every row kept so far, and
+    the passes grow with the rows: on 10,000 runs they cost a third of the
+    read. What a row's reading frees goes at once, by reference counts."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def root_frame(

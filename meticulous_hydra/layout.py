@@ -620,6 +620,11 @@ def _subscripts(path: Sequence[Any]) -> str:
     return "".join(f"[{json.dumps(k) if isinstance(k, str) else repr(k)}]" for k in path)
 
 
+# values that are leaves of a tree as they are (no mapping, list or subclass)
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_TEXT = frozenset({str})
+
+
 def check_keys(
     tree: Mapping[Any, Any], what: str, prefix: str, error: type[Exception] = RecordingError
 ) -> None:
@@ -628,6 +633,8 @@ def check_keys(
     alike), or two paths that make one dotted name (a key ``"a.b"`` beside
     ``"a": {"b": ...}``, one column ``prefix.a.b`` for the reader).
     ``what`` names the tree in the message. A loop, not a recursion."""
+    if _TEXT.issuperset(map(type, tree)) and _LEAVES.issuperset(map(type, tree.values())):
+        return  # flat, with text keys, as metrics mostly are: no two can meet (log() is hot)
     names: dict[str, tuple[Any, ...]] = {}
     stack: list[tuple[Any, tuple[Any, ...], str | None]] = [(tree, (), prefix)]
     while stack:

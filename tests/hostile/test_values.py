@@ -302,6 +302,8 @@ def test_summary_and_metrics_keys_that_clash_are_refused(tmp_path: Path) -> None
         exp.summary({2: 1, "2": 2})
     with pytest.raises(NotSerializable, match=r'\["a.b"\] and \["a"\]\["b"\]'):
         exp.log({"a.b": 1, "a": {"b": 2}})
+    with pytest.raises(NotSerializable, match=r'\[3\] and \["3"\]'):
+        exp.log({3: 1.0, "3": 2.0})  # flat, but not all text: checked in full
     exp.log({"a.b": 1, "c": {"d": 2}})  # dots alone are fine
     exp.finish()
     assert (exp.dir / "metrics.jsonl").read_text().count("\n") == 1

@@ -136,6 +136,13 @@ def test_the_console_scripts_are_unchanged() -> None:
     assert scripts["meticulous"] == "meticulous_hydra.cli:main"
 
 
+def test_the_changelog_starts_at_the_packages_version() -> None:
+    # its newest section is the version the package says it is, with its date
+    text = (PACKAGE.parent / "CHANGELOG.md").read_text()
+    versions = [line.split()[1] for line in text.splitlines() if line.startswith("## ")]
+    assert versions and versions[0] == meticulous_hydra.__version__, versions
+
+
 def test_old_module_paths_warn_and_the_suites_switch_makes_them_errors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -22,7 +22,6 @@ RecordingError itself, which reaches the caller.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import secrets
@@ -48,6 +47,7 @@ from meticulous_hydra.recorder.environment import command_argv, global_rank
 from meticulous_hydra.recorder.experiment import Experiment
 from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
 from meticulous_hydra.recorder.hooks import status_from_exception
+from meticulous_hydra.recorder.pending import PendingRun
 from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
 
 from .hydra_compose import set_by_app, take_switch
@@ -83,10 +83,41 @@ def job_dir(root: str, sweep_id: str, job_num: int) -> str:
     return str(layout.claim_sweep_folder(layout.ensure_root(root), sweep_id, job_num))
 
 
+# The folder claimed for the job of this process that has not started
+# recording yet (RUN: on_run_start; a sweep job: the resolver, as Hydra makes
+# its output dir), tracked until its Experiment takes over in on_job_start.
+# A process starts one job at a time: a new claim ends an earlier one, whose
+# job never started (its error went to a caller that went on).
+_claim: PendingRun | None = None
+
+
+def _claimed(claim: Callable[[], Path]) -> Path:
+    """The folder ``claim()`` makes, tracked from the moment it exists until
+    its job starts recording (see :class:`PendingRun`)."""
+    global _claim
+    pending = PendingRun()
+    folder = pending.claim(claim)
+    earlier = _claim
+    if earlier is not None and earlier.folder == folder:  # the same job's, resolved again
+        pending.release()
+        return folder
+    _claim = pending if pending.folder is not None else None
+    if earlier is not None:
+        earlier.finish()
+    return folder
+
+
+def _take_claim() -> PendingRun | None:
+    """This process's pending claim, now the caller's to release or end."""
+    global _claim
+    pending, _claim = _claim, None
+    return pending
+
+
 def job_subdir(root: str, sweep_id: str, job_num: int, sweep_dir: str) -> str:
     """The resolver: claim the job's folder and name it relative to the sweep
     dir, so that ``${hydra:sweep.dir}/${hydra:sweep.subdir}`` names it too."""
-    folder = job_dir(root, sweep_id, job_num)
+    folder = str(_claimed(lambda: Path(job_dir(root, sweep_id, job_num))))
     base = os.path.abspath(sweep_dir)
     if os.path.realpath(base) != base:
         # ".." after a symlink leads elsewhere than Hydra's lexical join
@@ -170,10 +201,10 @@ def _stops_the_run(job_dir_key: str | None) -> Callable[[_Hook], _Hook]:
                 hook(self, config, *args, **kw)
             except Exception as e:
                 error = _as_recording_error(e, hook.__name__)
+                self._end_failed_job(f"meticulous-hydra: {error}")
                 if job_dir_key is not None:
                     _stop(config, error, job_dir_key)
                     return
-                self._end_failed_job(f"meticulous-hydra: {error}")
                 _fail(str(error))
 
         return guarded
@@ -230,7 +261,6 @@ class MeticulousCallback(Callback):
         self._sweep_root: str | None = None
         self._redirected = False
         self._exp: Experiment | None = None
-        self._claimed: Path | None = None  # this job's folder, once claimed
         # per job: the literal secrets to scrub, and whether Hydra's output
         # dir is the experiment folder (then its files are ours to clean)
         self._hidden: set[str] = set()
@@ -241,7 +271,6 @@ class MeticulousCallback(Callback):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_exp"] = None  # a live run never travels to another process
-        state["_claimed"] = None
         state["_signal_chain"] = None
         return state
 
@@ -312,16 +341,18 @@ class MeticulousCallback(Callback):
         self._begin(config, "RUN")
         self._switch = take_switch(config)
         self._read_git(config)
-        folder, existed = layout.claim_folder(
-            layout.ensure_root(self._root(config)), self.experiment_id
-        )
+        root = self._root(config)
+        self._folder = str(_claimed(lambda: self._run_folder(root)))
+        if not set_by_app(config, "hydra.run.dir", kwargs.get("config_name"), multirun=False):
+            config.hydra.run.dir = self._folder
+
+    def _run_folder(self, root: Path) -> Path:
+        folder, existed = layout.claim_folder(layout.ensure_root(root), self.experiment_id)
         if existed and not layout.is_experiment_dir(folder) and any(folder.iterdir()):
             raise RecordingError(
                 f"{folder} holds files that are not an experiment's: choose another id"
             )
-        self._folder = str(folder)
-        if not set_by_app(config, "hydra.run.dir", kwargs.get("config_name"), multirun=False):
-            config.hydra.run.dir = str(folder)
+        return folder
 
     @_stops_the_run("hydra.sweep.subdir")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -383,10 +414,12 @@ class MeticulousCallback(Callback):
             return self._folder, self.experiment_id is not None
         if self._sweep is not None and self._sweep_root is not None:
             if self._redirected:
-                return str(hc.runtime.output_dir), True
-            return job_dir(self._sweep_root, self._sweep["id"], int(job_num)), True
+                return str(hc.runtime.output_dir), True  # claimed by the resolver
+            root, sweep_id = self._sweep_root, self._sweep["id"]
+            return str(_claimed(lambda: Path(job_dir(root, sweep_id, int(job_num))))), True
         # declared in a way that skipped the start hooks
-        return str(layout.claim_next(layout.ensure_root(self._root(config)))), False
+        home = self._root(config)
+        return str(_claimed(lambda: layout.claim_next(layout.ensure_root(home)))), False
 
     @_stops_the_run(None)
     def on_job_start(self, config: DictConfig, *, task_function: Any = None, **kwargs: Any) -> None:
@@ -416,7 +449,6 @@ class MeticulousCallback(Callback):
         if (Path(folder) / layout.METADATA).exists():  # to be resumed
             raw = OmegaConf.to_container(config, resolve=False)
             volatile = provenance.volatile_keys(raw)  # type: ignore[arg-type]
-        self._claimed = Path(folder)
         self._hidden = hidden
         self._hydra_files_ours = _same_dir(folder, hc.runtime.output_dir)
         if self._hydra_files_ours:
@@ -450,6 +482,9 @@ class MeticulousCallback(Callback):
             resumable=resumable,
             volatile=volatile,
         )
+        pending = _take_claim()
+        if pending is not None:  # the run is tracked from now on
+            pending.release()
         self._chain_submitit_signal(self._exp, hc)
         # A job that returns reaches on_job_end; one still open when the
         # process exits left by an exception Hydra does not catch.
@@ -524,7 +559,7 @@ class MeticulousCallback(Callback):
             # reports its first failure once the sweep is over: the sweep's.)
             until_exit = self._mode == "RUN" and _from_command_line()
             exp.finish(status, detail, output_until_exit=until_exit)
-        self._exp, self._claimed = None, None
+        self._exp = None
         if self._hydra_files_ours:
             self._redact_pickles(config, job_return)
 
@@ -532,13 +567,11 @@ class MeticulousCallback(Callback):
         """End the job's record as ERROR: its run, or the folder claimed
         for it before the run could start (Hydra's output may be there)."""
         exp, self._exp = self._exp, None
-        claimed, self._claimed = self._claimed, None
-        if exp is not None and not exp.norecord:
-            if not exp.finished:
-                exp.finish(layout.ERROR, detail)
-        elif claimed is not None and not (claimed / layout.STATUS).exists():
-            with contextlib.suppress(OSError):
-                layout.write_status(claimed / layout.STATUS, layout.ERROR, detail)
+        pending = _take_claim()
+        if exp is not None and not exp.norecord and not exp.finished:
+            exp.finish(layout.ERROR, detail)
+        if pending is not None:
+            pending.finish(layout.ERROR, detail)
 
     def _redact_pickles(self, config: DictConfig, job_return: JobReturn) -> None:
         """Hydra's PickleJobInfoCallback pickles the config and the JobReturn
@@ -569,7 +602,6 @@ class MeticulousCallback(Callback):
         """A job that left through SystemExit or KeyboardInterrupt skips
         on_job_end in Hydra 1.3; the next job in the same process ends it."""
         self._unchain_signal()
-        self._claimed = None
         exp, self._exp = self._exp, None
         if exp is not None and not exp.finished:
             exp.finish()

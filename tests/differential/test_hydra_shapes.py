@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from helpers import metadata_of, status_of
 
+from meticulous_hydra import layout
+
 from .harness import SWITCH, Case, Observed, assert_invisible, run_both
 
 # -- the lightning-hydra-template's shape --------------------------------------
@@ -501,6 +503,13 @@ def test_an_exception_in_a_callback_hook_stops_the_run_in_one_line(
     assert 1 <= len(lines) <= 2 and len(set(lines)) == 1, seen.stderr
     assert (b"starting" in seen.shown) is ran, seen.shown
     root = tmp_path / "hook-on" / "experiments"
+    statuses = []
     for folder in root.glob("[0-9]*") if root.exists() else ():
+        if "hydra/launcher=joblib" in argv and not (folder / "STATUS").exists():
+            # joblib kills (SIGKILL) the jobs still running once one failed: a
+            # job killed before its run started keeps its claimed folder, unlisted
+            assert not layout.is_experiment_dir(folder), folder
+            continue
         # no run left RUNNING, or silently unrecorded
-        assert status_of(folder)[0] == "ERROR", folder
+        statuses.append(status_of(folder)[0])
+    assert set(statuses) <= {"ERROR"} and (statuses or not root.exists()), statuses

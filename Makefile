@@ -3,18 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-DEMO_ROOT := experiments
+DEMO_STAMP := $(VENV)/.demo-stamp
+# its own root, so that the README's tour numbers its runs from 1
+DEMO_ROOT := demo-runs
 
 .PHONY: demo test test-slurm lint format bench clean
 
 # compat editable mode keeps hydra_plugins/ a real path on sys.path, so
 # Hydra's plugin scan finds the search-path plugin (PEP 660's import hook hides it).
-$(STAMP): pyproject.toml
+# The demo needs the package and the joblib launcher only; the tests need
+# every launcher and sweeper they run (Ray's alone is hundreds of MB).
+INSTALL := $(PY) -m pip install --quiet --disable-pip-version-check --config-settings editable_mode=compat
+$(DEMO_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+	$(INSTALL) -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+$(STAMP): $(DEMO_STAMP)
+	$(INSTALL) -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(PY) examples/demo.py --root $(DEMO_ROOT)
 
 # pytest-xdist: one worker per core; worksteal, as test times range from 10 ms

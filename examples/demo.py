@@ -57,7 +57,8 @@ def main() -> int:
     summary = Path(sys.executable).with_name("meticulous-summary")
     for extra in ([], ["--group-by", "model.name", "optimizer.lr"]):
         command = [str(summary), root, "--sweep", "latest", "--no-pager", *extra]
-        print("$ meticulous-summary", " ".join(command[2:]), flush=True)
+        # the command as typed from here, to see the table again
+        print("$ meticulous-summary", args.root, " ".join(command[2:]), flush=True)
         if subprocess.call(command) != 0:
             return 1
         print(flush=True)

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import make_app_repo, make_repo
+from helpers import make_app_repo, make_realistic_root, make_repo, shared_once
 
 # Our own code never uses a module path from before the parts had folders.
 os.environ["METICULOUS_HYDRA_OLD_PATHS"] = "error"
@@ -37,3 +37,11 @@ def repo(tmp_path: Path) -> Path:
 def app_repo(tmp_path: Path) -> Path:
     """A git repository holding a copy of the example Hydra app (conf/ + examples/)."""
     return make_app_repo(tmp_path / "app")
+
+
+@pytest.fixture(scope="session")
+def realistic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``experiments`` root of helpers.make_realistic_root, made once per
+    test session (read-only: copy it to change it)."""
+    _, made = shared_once(tmp_path_factory, "realistic-root", make_realistic_root)
+    return Path(made["app"]) / "experiments"

@@ -185,3 +185,36 @@ def go_together(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         proc.stdin.write("go\n")
         proc.stdin.flush()
+
+
+LIGHTNING_SHAPE = PROJECT / "tests" / "cli" / "apps" / "lightning_shape"
+
+
+def make_realistic_root(folder: Path) -> dict[str, Any]:
+    """A repository at ``folder/app`` whose ``experiments`` root holds what a
+    researcher's holds after a few days: a sweep of the example app (two jobs
+    diverge), then sweeps and runs of an app in the lightning-hydra-template's
+    shape (timestamped output dirs the app sets itself, paths pointing into
+    them, a structured config whose misuse raises a multi-line OmegaConf
+    error, 13 results), the last sweep with two failed jobs. Returns
+    ``{"app": path of the repository}``."""
+    repo = make_app_repo(folder / "app")
+    shutil.copytree(LIGHTNING_SHAPE, repo / "lightning")
+    (repo / ".gitignore").write_text("multirun/\noutputs/\nlogs/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the lightning-shaped app")
+    example = ["examples/train.py", "-m", "hydra/callbacks=meticulous"]
+    lightning = ["lightning/train.py", "+meticulous=on"]
+    sweep = ["lightning/train.py", "-m", "+meticulous=on"]
+    launches = [
+        [*example, "model=mlp,resnet", "optimizer.lr=0.01,0.1,2.0"],  # 1-6, 3 and 6 diverge
+        [*sweep, "model=small,large", "optimizer=adam,sgd"],  # 7-10
+        [*sweep, "optimizer.lr=0.01,0.1", "seed=1,2"],  # 11-14
+        [*sweep, "db_key=pork"],  # 15: ConfigKeyError, three lines
+        [*lightning],  # 16: a single run, in logs/train/runs/<time>
+        [*lightning, "seed=7"],  # 17
+        [*sweep, "optimizer.lr=0.01,0.1", "fail_at_step=null,5"],  # 18-21
+    ]
+    for argv in launches:
+        run_python(argv, repo)
+    return {"app": str(repo)}

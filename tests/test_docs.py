@@ -516,7 +516,7 @@ def test_make_demo_runs_its_sweep(tmp_path: Path) -> None:
     """`make demo` is examples/demo.py (as `make -n` shows), run here in a
     copy of the example app: 18 recorded runs, the table and the group means."""
     dry = subprocess.run(["make", "-n", "demo"], cwd=PROJECT, capture_output=True, text=True)
-    assert "examples/demo.py --root experiments" in dry.stdout, dry.stdout + dry.stderr
+    assert "examples/demo.py --root demo-runs" in dry.stdout, dry.stdout + dry.stderr
     project = make_app_repo(tmp_path / "project", examples=("train.py", "demo.py"))
     proc = subprocess.run(
         [sys.executable, "examples/demo.py", "--root", "runs"],

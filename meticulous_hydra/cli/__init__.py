@@ -21,6 +21,8 @@ from importlib import import_module
 
 from meticulous_hydra.exceptions import ChangeError, RecordingError, UsageError
 
+from .output import printable, printed_safely, quietly, warnings_as_lines
+
 PROG = "meticulous"
 
 # verb -> (module that registers it, one line for --help). A verb whose module
@@ -35,7 +37,7 @@ VERBS: dict[str, tuple[str, str]] = {
         "commands.reproduce",
         "what changed since a run, and the commands that run it again",
     ),
-    "rerun": ("commands.rerun", "run the failed jobs of a sweep again, into the same sweep"),
+    "rerun": ("commands.rerun", "run runs again (--failed: those that did not succeed)"),
     "diff": ("commands.diff", "what differs between runs: config, results, code, environment"),
     "tag": ("commands.tag", "tag runs: meticulous tag 3 5-7 best"),
     "untag": ("commands.tag", "remove a tag"),
@@ -77,6 +79,10 @@ def _verb_list() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return quietly(lambda: _main(argv))  # `| head`: the reader may go at any line
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         sys.stdout.write(f"usage: {PROG} VERB [options]\n\nverbs:\n{_verb_list()}\n")
@@ -92,9 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # options may come anywhere: `meticulous tag 3 --root runs best`
     args = verb_parser(verb).parse_intermixed_args(argv[1:])
     try:
-        return int(args.func(args) or 0)
+        # what the record says never acts on the terminal
+        with printed_safely(), warnings_as_lines(f"{PROG} {verb}"):
+            return int(args.func(args) or 0)
     except UsageError as e:
-        sys.stderr.write(f"{PROG} {verb}: error: {e}\n")
+        sys.stderr.write(f"{PROG} {verb}: error: {printable(str(e))}\n")
         return 2
     except (ChangeError, RecordingError) as e:
         # the disk refused (read-only, full), or a link where a run should be

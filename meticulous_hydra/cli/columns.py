@@ -1,17 +1,27 @@
-"""Which columns the terminal table shows by default, most telling first.
+"""Which columns the terminal table shows by default, and which it keeps
+when the terminal is too narrow for all of them.
 
-The table drops columns from the end of this list when the terminal is too
-narrow, so the order is the priority: what tells the runs shown apart comes
-first (the keys swept, then the other config that differs, then the results
-and the error line), and what tells them apart by nothing comes last: config
-that follows from the swept keys (``model.depth`` when ``model=`` is swept, a
-``run_name`` made of swept values), values naming each run's own folder,
-start time, duration.
+The columns are shown in this order: the status, the keys that tell the runs
+shown apart (the keys swept, then the other config that differs), the results
+(those most runs have first), the error line of failed runs, the description,
+tags and attempts; then what tells the runs apart by nothing: config that
+follows from the swept keys (``model.depth`` when ``model=`` is swept, a
+``run_name`` made of swept values), values naming each run's own place (its
+folder, its Hydra output dir, the time it started:
+``logs/runs/2024-05-01_12-00-00/ckpt``), start time, duration.
+
+A narrow terminal keeps them in a slightly different order, so that its
+first screen answers "which run was best": the status, the leading results
+(one that every run with results has, or one per program in a root of
+several), the keys, the error line, the other results, and the rest as
+shown; what must go goes from that end (:func:`default_layout`).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +34,17 @@ _CHOICES = "metadata.hydra.choices."
 # statuses whose STATUS detail the table shows: why it failed, or why SLURM
 # stopped it (its time limit, a requeue)
 _TOLD = (layout.ERROR, layout.DIED, layout.TIMEOUT, layout.REQUEUED)
+_OUTPUT_DIR = "metadata.hydra.output_dir"
+#: At most this many leading results (see :func:`leading_results`).
+LEADING_RESULTS = 3
+# a date and time of day, as programs put them in folder names:
+# 2024-05-01_12-00-00, 20240501-120000, 2024-05-01T12:00:00.123456
+_STAMP = re.compile(
+    r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})[T _-]?(\d{2})[:-]?(\d{2})(?:[:-]?(\d{2}))?"
+    r"(?:[.,_-]?\d{1,9})?(?!\d)"
+)
+# a run's own time, written in whatever time zone: within this of its start
+_OWN_TIME = datetime.timedelta(hours=38)
 
 
 def varying(frame: pd.DataFrame, column: str) -> bool:
@@ -55,24 +76,55 @@ def swept_columns(frame: pd.DataFrame) -> list[str]:
     return found
 
 
-def names_own_folder(frame: pd.DataFrame, column: str) -> bool:
-    """Whether every value of ``column`` is text naming its run's own folder
-    (``.../experiments/7/model.pt`` in run 7): such values differ between runs
-    without telling them apart."""
-    values = frame[column]
-    first = values.first_valid_index()
-    if first is None:
+def _own_time(match: re.Match[str], start: datetime.datetime | None) -> bool:
+    if start is None:
         return False
-    first_id = first[-1] if isinstance(first, tuple) else first
-    value = values.loc[first]
-    if not isinstance(value, str) or str(first_id) not in value.split(os.sep):
-        return False  # the cheap test, before looking at every run
+    try:
+        year, month, day, hour, minute, second = (int(g or 0) for g in match.groups())
+        stamp = datetime.datetime(year, month, day, hour, minute, second)
+    except ValueError:  # not a date after all: 9999-99-99
+        return False
+    return abs(stamp - start) <= _OWN_TIME
+
+
+def own_place(value: str, run: str, output_dir: Any, start: datetime.datetime | None) -> str:
+    """``value`` with what names its run's own place written as ``<own>``
+    (its Hydra output dir, a path component that is its id) and ``<time>``
+    (a date and time of day near its start); ``value`` itself when it names
+    nothing of its own."""
+    if isinstance(output_dir, str) and len(output_dir) > 1 and output_dir in value:
+        value = value.replace(output_dir, "<own>")
+    if run in value.split(os.sep):
+        value = os.sep.join("<own>" if part == run else part for part in value.split(os.sep))
+    if any(c.isdigit() for c in value):
+        value = _STAMP.sub(lambda m: "<time>" if _own_time(m, start) else m.group(0), value)
+    return value
+
+
+def names_own_place(frame: pd.DataFrame, column: str) -> bool:
+    """Whether every value of ``column`` is text naming its run's own place
+    (see :func:`own_place`), the same for all once that is left out: the
+    values differ between runs (``experiments/7/model.pt``,
+    ``logs/runs/2024-05-01_12-00-00``) without telling them apart."""
+    values = frame[column].tolist()
+    outputs = frame[_OUTPUT_DIR].tolist() if _OUTPUT_DIR in frame.columns else None
+    starts = frame["start_time"] if "start_time" in frame.columns else None
     ids = frame.index.get_level_values(-1)
-    return all(
-        isinstance(v, str) and str(i) in v.split(os.sep)
-        for v, i in zip(values.tolist(), ids, strict=True)
-        if v is not None and v == v
-    )
+    found: set[str | None] = set()
+    for position, value in enumerate(values):
+        if not isinstance(value, str):
+            if value is None or type(value).__name__ == "NAType" or value != value:
+                continue  # a gap
+            return False
+        start = starts.iloc[position] if starts is not None else None
+        if start is not None and start == start:
+            start = start.tz_convert(None).to_pydatetime()
+        outputs_dir = outputs[position] if outputs is not None else None
+        own = own_place(value, str(ids[position]), outputs_dir, start if start == start else None)
+        found.add(None if own == value else own)
+        if None in found or len(found) > 1:
+            return False  # at the first or second run, mostly
+    return len(found) == 1
 
 
 def _codes(values: pd.Series) -> Any:
@@ -121,27 +173,56 @@ def follows_from(frame: pd.DataFrame, keys: list[str]) -> Callable[[str], bool]:
     return test
 
 
-def default_columns(frame: pd.DataFrame) -> list[str]:
-    """The table's columns for ``frame`` (the runs shown), most telling first."""
+def leading_results(frame: pd.DataFrame, results: list[str]) -> list[str]:
+    """The fewest results (at most LEADING_RESULTS) that give every run
+    shown with a result one: the one most runs have, then the one most of
+    the others have (a root of two programs: one of each)."""
+    had = {c: set(frame.index[frame[c].notna().to_numpy()]) for c in results}
+    left = set().union(*had.values()) if had else set()
+    lead: list[str] = []
+    while left and len(lead) < LEADING_RESULTS:
+        best = max(results, key=lambda c: len(had[c] & left))  # the first of equals
+        lead.append(best)
+        left -= had[best]
+    return lead
+
+
+def default_layout(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The table's columns for ``frame`` (the runs shown) in the order they
+    are shown, and in the order they are kept when not all fit."""
     several = len(frame) > 1
     config = [c for c in frame.columns if c.startswith("config.")]
     changing = [c for c in config if several and varying(frame, c)]
     swept = [c for c in swept_columns(frame) if several and varying(frame, c)]
-    own_folder = [c for c in changing if c not in swept and names_own_folder(frame, c)]
+    own_place = [c for c in changing if c not in swept and names_own_place(frame, c)]
     follows = follows_from(frame, swept)
-    derived = [c for c in changing if c not in swept and c not in own_folder and follows(c)]
-    others = [c for c in changing if c not in {*swept, *own_folder, *derived}]
-    results = [c for c in frame.columns if c.startswith("summary.") and frame[c].notna().any()]
-    cols = ["status", *swept, *others, *results]
-    if frame["status"].isin(_TOLD).any():
-        cols.append("status_detail")
+    derived = [c for c in changing if c not in swept and c not in own_place and follows(c)]
+    others = [c for c in changing if c not in {*swept, *own_place, *derived}]
+    results = [c for c in frame.columns if c.startswith("summary.")]
+    # those most runs have first: in a root of two programs, each one's own
+    # results are empty for the other's runs
+    counts = {c: int(frame[c].notna().sum()) for c in results}
+    results = sorted((c for c in results if counts[c]), key=lambda c: -counts[c])
+    lead = leading_results(frame, results)
+    results = [*lead, *(c for c in results if c not in lead)]
+    keys = [*swept, *others]
+    error = ["status_detail"] if frame["status"].isin(_TOLD).any() else []
+    marks = []
     if frame["description"].fillna("").astype(str).str.len().gt(0).any():
-        cols.append("description")
+        marks.append("description")
     if "tags" in frame.columns and frame["tags"].map(bool).any():
-        cols.append("tags")  # issue 15's tags, once a run shown has one
+        marks.append("tags")  # issue 15's tags, once a run shown has one
     if "attempts" in frame.columns and (frame["attempts"] > 1).any():
-        cols.append("attempts")  # issue 14: a sweep job run again by `meticulous rerun`
+        marks.append("attempts")  # issue 14: a sweep job run again by `meticulous rerun`
     restarts = "metadata.restarts"
     if restarts in frame.columns and (frame[restarts].fillna(0) > 0).any():
-        cols.append(restarts)  # issue 22: a job that SLURM requeued, resumed in its folder
-    return [*cols, *derived, *own_folder, "start_time", "duration"]
+        marks.append(restarts)  # issue 22: a job that SLURM requeued, resumed in its folder
+    rest = [*marks, *derived, *own_place, "start_time", "duration"]
+    shown = ["status", *keys, *results, *error, *rest]
+    kept = ["status", *lead, *keys, *error, *results[len(lead) :], *rest]
+    return shown, kept
+
+
+def default_columns(frame: pd.DataFrame) -> list[str]:
+    """The table's columns for ``frame`` (the runs shown), in the order shown."""
+    return default_layout(frame)[0]

@@ -1,11 +1,10 @@
 """What the summary table adds for following runs and finding them again:
 elapsed time and the last logged values of RUNNING runs, ``--curve KEY``
-sparklines, the ``tags`` column and ``--tag``, ``--archived``, and
-``--watch`` (redraw until Ctrl-C).
+sparklines, the ``tags`` column, ``--archived``, and ``--watch`` (redraw
+until Ctrl-C). ``--tag`` is a selector, :mod:`.selection`'s.
 
-meticulous-summary calls :func:`add_arguments`, :func:`select` and
-:func:`decorate`; its ``main`` hands ``--watch`` to :func:`split_watch` and
-:func:`watch`.
+meticulous-summary calls :func:`add_arguments` and :func:`decorate`; its
+``main`` hands ``--watch`` to :func:`split_watch` and :func:`watch`.
 """
 
 from __future__ import annotations
@@ -32,10 +31,10 @@ CURVE_WIDTH = 24
 # instead of read whole: the table stays fast next to a 1 GB metrics.jsonl.
 _READ_WHOLE = 4 * 1024 * 1024
 _DEFAULT_WATCH = 2.0
+_LONGEST_WATCH = 86400.0  # a day: time.sleep() overflows far beyond it
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tag", nargs="+", metavar="TAG", help="only runs with these tags")
     parser.add_argument("--archived", action="store_true", help="include archived runs")
     parser.add_argument(
         "--curve",
@@ -51,23 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"redraw every SECONDS (default {_DEFAULT_WATCH:g}) until Ctrl-C",
     )
-
-
-# -- rows ------------------------------------------------------------------------
-
-
-def select(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """Rows carrying every ``--tag``."""
-    wanted = getattr(args, "tag", None)
-    if not wanted or "tags" not in frame.columns:
-        return frame
-    for tag in wanted:
-
-        def carries(tags: object, t: str = tag) -> bool:
-            return isinstance(tags, tuple) and t in tags
-
-        frame = frame[frame["tags"].map(carries)]
-    return frame
 
 
 # -- columns ------------------------------------------------------------------------
@@ -219,13 +201,24 @@ def split_watch(argv: Sequence[str]) -> tuple[float | None, list[str]]:
             if not value and i + 1 < len(tokens) and _is_number(tokens[i + 1]):
                 i += 1
                 value = tokens[i]
-            seconds = float(value) if value else _DEFAULT_WATCH
-            if not seconds > 0:
-                raise UsageError(f"--watch takes a positive number of seconds, not {value}")
+            seconds = _watch_seconds(value) if value else _DEFAULT_WATCH
         else:
             rest.append(token)
         i += 1
     return seconds, rest
+
+
+def _watch_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= _LONGEST_WATCH:  # nan and inf too
+        raise UsageError(
+            f"--watch takes a number of seconds above 0 and up to {_LONGEST_WATCH:g} "
+            f"(a day), not {value}"
+        )
+    return seconds
 
 
 def _is_number(text: str) -> bool:

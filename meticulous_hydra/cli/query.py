@@ -2,20 +2,26 @@
 
 The expression is parsed with :mod:`ast` and evaluated node by node against
 columns; there is no ``eval``, so attribute access, calls, subscripts and
-imports are rejected before anything runs.
+imports are rejected before anything runs. Arithmetic is bounded by the size
+of what it would make, checked before it is computed (:func:`_bound`): no
+expression takes forever or every byte of memory (``9**9**9``,
+``'a' * 10**10``). Column names are :mod:`.names`'.
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
+import math
 import operator
 import re
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from meticulous_hydra.exceptions import QueryError  # older code imports it from here
 from meticulous_hydra.reader.frame import hashable
+
+from .names import resolve
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,20 +45,107 @@ _BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Pow: operator.pow,
 }
 _BACKTICK = re.compile(r"`([^`]*)`")
-_PREFIXES = ("", "config.", "summary.", "metadata.")
+#: The largest number a filter computes, in bits (10**3000 is about 10,000),
+#: and the longest text or list it makes by repeating one.
+MAX_BITS = 10_000
+MAX_LENGTH = 100_000
+# pandas' habits, and other languages': what to write instead
+_PANDAS = {ast.BitAnd: ("&", "and"), ast.BitOr: ("|", "or"), ast.Invert: ("~", "not")}
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_HABITS = (
+    (re.compile(r"&&"), "write and instead of &&"),
+    (re.compile(r"\|\|"), "write or instead of ||"),
+    (re.compile(r"(?<![=!<>])=(?!=)"), "compare with ==, not ="),
+    (re.compile(r"!(?!=)"), "write not instead of !"),
+)
 
 
 def resolve_column(name: str, columns: Sequence[str]) -> str:
-    """The column ``name`` stands for: itself, or ``config.``/``summary.``/
-    ``metadata.`` + name; otherwise a QueryError with the closest names."""
-    for prefix in _PREFIXES:
-        if prefix + name in columns:
-            return prefix + name
-    close = difflib.get_close_matches(name, list(columns), n=3, cutoff=0.6)
-    if not close:
-        close = [c for c in columns if c.endswith("." + name.rsplit(".", 1)[-1])][:3]
-    hint = f"; did you mean {' or '.join(close)}?" if close else "; list them with --list-columns"
-    raise QueryError(f"unknown column {name!r}{hint}")
+    """The column ``name`` (its full or printed name) stands for; otherwise a
+    QueryError with the closest names (:func:`.names.resolve`)."""
+    return resolve(name, columns)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int)  # bools too: True ** 10**9 is cheap, and bounded below
+
+
+class _TooLarge(QueryError):
+    """What a filter would compute is too large: said with the filter."""
+
+
+def _bound(op: type, left: Any, right: Any) -> None:
+    """Refuse ``left op right`` when its result would be larger than
+    MAX_BITS or MAX_LENGTH, judged from the operands' sizes alone."""
+    if op is ast.Pow and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1:
+        if right.bit_length() > 64:  # whatever the base
+            raise _TooLarge(
+                f"a power too large to compute (an exponent of {right.bit_length()} bits)"
+            )
+        bits = right * math.log2(abs(left))
+        if bits > MAX_BITS:
+            raise _TooLarge(
+                f"a power too large to compute (about {bits:.3g} bits; the limit is {MAX_BITS:,})"
+            )
+    elif op is ast.Mult:
+        if _is_int(left) and _is_int(right):
+            if left.bit_length() + right.bit_length() > MAX_BITS + 1:
+                raise _TooLarge(f"a product too large to compute (over {MAX_BITS:,} bits)")
+            return
+        for items, times in ((left, right), (right, left)):
+            if not (isinstance(items, (str, list, tuple)) and _is_int(times)):
+                continue
+            size = (len(items) if isinstance(items, str) else _items(items)) * times
+            if size > MAX_LENGTH:
+                raise _TooLarge(
+                    f"a repetition too large to compute ({size:.3g} items; "
+                    f"the limit is {MAX_LENGTH:,})"
+                )
+
+
+def _items(value: Any, seen: dict[int, int] | None = None) -> int:
+    """How many items a list holds, those of the lists inside it included,
+    each time they are in it: ``[[1] * 10**4] * 10**4`` is small in memory
+    but 10**8 items once compared. A list met again is not walked again."""
+    if not isinstance(value, (list, tuple)):
+        return 1
+    seen = {} if seen is None else seen
+    if id(value) not in seen:
+        seen[id(value)] = max(1, sum(_items(v, seen) for v in value))
+    return seen[id(value)]
+
+
+def _missing(value: Any) -> bool:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, float) and value != value
+
+
+def _arithmetic(op: type, left: Any, right: Any) -> Any:
+    """``left op right`` for values and columns, bounded. Columns of numbers
+    (int64, float64, ...) are computed by numpy at a fixed width; columns of
+    Python values (text, mixed kinds) one value at a time, each bounded."""
+    import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
+
+    compute = _BINARY[op]
+    columns = [v for v in (left, right) if isinstance(v, pd.Series)]
+    if not columns:
+        _bound(op, left, right)
+        return compute(left, right)
+    if all(pd.api.types.is_numeric_dtype(c) for c in columns) and not any(
+        isinstance(v, (str, list, tuple)) for v in (left, right)
+    ):
+        return compute(left, right)
+    lefts = left.tolist() if isinstance(left, pd.Series) else repeat(left)
+    rights = right.tolist() if isinstance(right, pd.Series) else repeat(right)
+    out: list[Any] = []
+    for a, b in zip(lefts, rights, strict=False):
+        if _missing(a) or _missing(b):
+            out.append(None)
+            continue
+        _bound(op, a, b)
+        out.append(compute(a, b))
+    return pd.Series(out, index=columns[0].index, dtype=object)
 
 
 def _dotted(node: ast.AST) -> str | None:
@@ -98,6 +191,9 @@ class _Evaluator:
             for v in values[1:]:
                 result = combine(result, v)
             return result
+        if isinstance(node, (ast.BinOp, ast.UnaryOp)) and type(node.op) in _PANDAS:
+            typed, word = _PANDAS[type(node.op)]
+            raise QueryError(f"write {word} instead of {typed} in a filter")
         if isinstance(node, ast.UnaryOp):
             value = self.eval(node.operand)
             if isinstance(node.op, ast.Not):
@@ -107,7 +203,7 @@ class _Evaluator:
             if isinstance(node.op, ast.UAdd):
                 return value
         if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-            return _BINARY[type(node.op)](self.eval(node.left), self.eval(node.right))
+            return _arithmetic(type(node.op), self.eval(node.left), self.eval(node.right))
         if isinstance(node, ast.Compare):
             return self._compare(node)
         if isinstance(node, ast.Constant) and isinstance(
@@ -135,13 +231,11 @@ class _Evaluator:
 
     def _compare(self, node: ast.Compare) -> Any:
         result = None
-        left = self.eval(node.left)
+        left, left_node = self.eval(node.left), node.left
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = self.eval(right_node)
             if isinstance(op, (ast.In, ast.NotIn)):
-                if not isinstance(right, list):
-                    raise QueryError("'in' takes a list: status in ['ERROR', 'DIED']")
-                part = _isin(left, right)
+                part = _contains(right, left) if _lists(right) else _isin(left, right)
                 part = ~part if isinstance(op, ast.NotIn) else part
             elif isinstance(op, (ast.Is, ast.IsNot)):
                 if right is not None:
@@ -151,16 +245,54 @@ class _Evaluator:
             elif isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(right, list):
                 part = _isin(left, [right])  # a list value: compared whole
                 part = ~part if isinstance(op, ast.NotEq) else part
+            elif isinstance(op, (ast.Eq, ast.NotEq)) and (_lists(left) or _lists(right)):
+                # `tags == 'best'` would match nothing, silently
+                lists, value = (left_node, right) if _lists(left) else (right_node, left)
+                if value is not None and not hasattr(value, "dropna"):
+                    name = ast.unparse(lists)
+                    name = self.quoted.get(name, name)
+                    raise QueryError(
+                        f"{name} holds lists: {value!r} in {name} tests membership, "
+                        f"{name} == [{value!r}] compares the whole list"
+                    )
+                part = _COMPARE[type(op)](left, right)
             else:
                 part = _COMPARE[type(op)](left, right)
             part = self._bool(part)
             result = part if result is None else result & part
-            left = right
+            left, left_node = right, right_node
         return result
 
 
-def _isin(left: Any, values: list[Any]) -> Any:
+def _lists(value: Any) -> bool:
+    """A column of lists (tuples in the frame; ``tags``, say)."""
+    if not hasattr(value, "dropna"):
+        return False
+    present = value.dropna()
+    return not present.empty and all(isinstance(v, tuple) for v in present.tolist())
+
+
+def _contains(lists: Any, item: Any) -> Any:
+    """``item in lists`` for a column of lists: membership, value by value."""
+    import pandas as pd
+
+    items = item.tolist() if isinstance(item, pd.Series) else repeat(hashable(item))
+    return pd.Series(
+        [
+            isinstance(values, tuple) and hashable(i) in values
+            for values, i in zip(lists.tolist(), items, strict=False)
+        ],
+        index=lists.index,
+        dtype=bool,
+    )
+
+
+def _isin(left: Any, values: Any) -> Any:
     """``left in values`` where list values (tuples in the frame) compare whole."""
+    if not isinstance(values, list):
+        raise QueryError(
+            "'in' takes a list, status in ['ERROR', 'DIED'], or a column of lists, 'best' in tags"
+        )
     wanted = {hashable(v) for v in values}
     if hasattr(left, "map"):
         return left.map(lambda v: _member(v, wanted))
@@ -189,7 +321,9 @@ def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as e:
-        raise QueryError(f"cannot parse filter {expression!r}: {e.msg}") from e
+        code = _STRINGS.sub("''", text)
+        hint = next((h for pattern, h in _HABITS if pattern.search(code)), e.msg)
+        raise QueryError(f"cannot parse filter {expression!r}: {hint}") from None
     except (ValueError, RecursionError, MemoryError) as e:  # NUL bytes, deep nesting
         raise QueryError(f"cannot parse filter {expression!r}: {e}") from None
     import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
@@ -200,8 +334,14 @@ def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
         if not isinstance(mask, pd.Series):
             raise QueryError(f"filter {expression!r} does not depend on any column")
         return frame[evaluator._bool(mask)]
+    except _TooLarge as e:
+        raise QueryError(f"cannot evaluate filter {expression!r}: {e}") from None
     except QueryError:
         raise
+    except OverflowError:  # 10.0 ** 400
+        raise QueryError(
+            f"cannot evaluate filter {expression!r}: a number too large for a float"
+        ) from None
     except Exception as e:  # any failure of the expression is a one-line error
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise QueryError(f"cannot evaluate filter {expression!r}: {reason}") from None

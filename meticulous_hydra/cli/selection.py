@@ -1,7 +1,8 @@
-"""Which runs a ``meticulous`` verb acts on: ids (``3``), ranges (``3-7``),
-``ROOT/ID`` paths, and ``--sweep ID|latest``, ``--status`` and ``--filter``
-(the summary table's grammar), which narrow the runs named, or pick from the
-whole root when none are named.
+"""Which runs a command acts on, the same for the table and every verb: ids
+(``3``), ranges (``3-7``), ``ROOT/ID`` paths under ``--root``, and
+``--sweep ID|latest``, ``--status S[,S]``, ``--filter EXPR`` and
+``--tag TAG[,TAG]``, which narrow the runs named, or pick from the whole root
+when none are named (:func:`select_rows`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from meticulous_hydra import layout
-from meticulous_hydra.exceptions import LinkRefused, UsageError
+from meticulous_hydra.exceptions import LinkRefused, QueryError, UsageError
 from meticulous_hydra.reader.reader import describe_ids, experiment_names, load_experiments
 
-from .summary import select_rows
+from .query import filter_frame
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _RANGE = re.compile(r"(\d+)-(\d+)")
 DEFAULT_ROOT = "experiments"
@@ -39,7 +44,7 @@ class Run:
 
 
 def add_root(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--root``, the same for every verb."""
+    """``--root``, the same for every verb and the table."""
     parser.add_argument(
         "--root",
         default=DEFAULT_ROOT,
@@ -48,23 +53,94 @@ def add_root(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     )
 
 
+def add_filters(parser: argparse.ArgumentParser | argparse._ArgumentGroup, many: bool) -> None:
+    """``--sweep``, ``--status``, ``--filter`` and ``--tag``, the same for
+    every verb and the table; ``many``: the table's ``--status`` and ``--tag``
+    also take several words (a verb's would swallow the runs after them)."""
+    parser.add_argument(
+        "--sweep", metavar="ID", help="only the jobs of this sweep ('latest' for the newest)"
+    )
+    several: dict[str, Any] = {"nargs": "+"} if many else {}
+    parser.add_argument(
+        "--status",
+        metavar="S[,S]",
+        help="only runs with these statuses, e.g. ERROR,DIED (any case)",
+        **several,
+    )
+    parser.add_argument(
+        "--filter", metavar="EXPR", help="e.g. \"optimizer.lr > 0.01 and status == 'SUCCESS'\""
+    )
+    parser.add_argument(
+        "--tag",
+        dest="tags",
+        metavar="TAG[,TAG]",
+        help="only runs carrying every one of these tags",
+        **several,
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The selection options every verb shares (the runs themselves are the
     verb's positional arguments)."""
     group = parser.add_argument_group("selecting runs")
     add_root(group)
+    add_filters(group, many=False)
     group.add_argument(
-        "--sweep", metavar="ID", help="the jobs of this sweep ('latest' for the newest)"
+        "--archived",
+        action="store_true",
+        help="--sweep/--status/--filter/--tag include archived runs",
     )
-    group.add_argument(
-        "--status", metavar="S[,S]", help="only runs with these statuses, e.g. ERROR,DIED"
-    )
-    group.add_argument(
-        "--filter", metavar="EXPR", help='as in meticulous-summary: "optimizer.lr > 0.01"'
-    )
-    group.add_argument(
-        "--archived", action="store_true", help="--sweep/--status/--filter include archived runs"
-    )
+
+
+def words(values: str | Sequence[str] | None) -> list[str]:
+    """``ERROR,DIED``, ``["ERROR", "DIED"]``, ``["ERROR,DIED"]``: the words."""
+    if values is None:
+        return []
+    given = [values] if isinstance(values, str) else values
+    return [w.strip() for v in given for w in v.split(",") if w.strip()]
+
+
+def filtering(args: argparse.Namespace) -> bool:
+    """Whether any of --sweep, --status, --filter, --tag was given."""
+    return bool(args.sweep or args.status or args.filter or getattr(args, "tags", None))
+
+
+def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """The rows of ``frame`` that ``--sweep``, ``--status``, ``--filter``,
+    ``--tag`` (and the table's ``--last``) choose."""
+    if args.sweep:
+        sweep_id = args.sweep
+        if sweep_id == "latest":
+            swept = frame[frame["sweep.id"].notna()]
+            if swept.empty:
+                raise UsageError("no sweep recorded under this root; drop --sweep")
+            sweep_id = swept.sort_values("start_time")["sweep.id"].iloc[-1]
+        elif not (frame["sweep.id"] == sweep_id).any():
+            known = sorted(frame["sweep.id"].dropna().unique())[-3:]
+            raise UsageError(f"no sweep {sweep_id!r}; recent sweeps: {', '.join(known) or 'none'}")
+        frame = frame[frame["sweep.id"] == sweep_id]
+    statuses = [s.upper() for s in words(args.status)]
+    if statuses:
+        frame = frame[frame["status"].isin(statuses)]
+    if args.filter:
+        try:
+            frame = filter_frame(frame, args.filter)
+        except QueryError as e:
+            raise UsageError(str(e)) from e
+    for tag in words(getattr(args, "tags", None)):
+        if "tags" not in frame.columns:  # a reader subclass's rows without them
+            frame = frame.iloc[:0]
+            break
+        carries = frame["tags"].map(lambda t, tag=tag: isinstance(t, tuple) and tag in t)
+        frame = frame[carries.astype(bool)]
+    last = getattr(args, "last", None)
+    if last is not None:
+        if last < 0:
+            raise UsageError("--last takes a positive number")
+        # the most recently started runs, shown in id order
+        recent = frame.sort_values("start_time", kind="stable", na_position="first")
+        frame = recent.iloc[len(recent) - min(last, len(recent)) :].sort_index(kind="stable")
+    return frame
 
 
 def add_runs_and(parser: argparse.ArgumentParser, last: str, help_last: str) -> None:
@@ -130,12 +206,11 @@ def select(
             listing[root] = run_names(root)
         named += [Run(root, n) for n in expand(name, root, listing[root])]
     named = list(dict.fromkeys(named))
-    filtering = bool(args.sweep or args.status or args.filter)
-    if not tokens and not filtering:
+    if not tokens and not filtering(args):
         raise UsageError(
-            "name the runs: ids (3 5), ranges (3-7), ROOT/ID, or --sweep/--status/--filter"
+            "name the runs: ids (3 5), ranges (3-7), ROOT/ID, or --sweep/--status/--filter/--tag"
         )
-    if not filtering:
+    if not filtering(args):
         return _no_links(named)
     roots = list(dict.fromkeys(r.root for r in named)) if named else [default_root]
     # named runs are looked for even when archived: naming one is explicit
@@ -174,9 +249,7 @@ def _filtered(root: Path, args: argparse.Namespace, include_archived: bool) -> l
         raise UsageError(str(e)) from None
     if frame.empty:
         return []
-    statuses = [s for s in (args.status or "").split(",") if s.strip()] or None
-    query = argparse.Namespace(sweep=args.sweep, status=statuses, filter=args.filter, last=None)
-    return [str(i) for i in select_rows(frame, query).index]
+    return [str(i) for i in select_rows(frame, args).index]
 
 
 def several_roots(runs: Sequence[Run]) -> bool:
@@ -197,9 +270,9 @@ def report(runs: Sequence[Run], done: Sequence[Run], verb: str, already: str) ->
 
 def require_runs(args: argparse.Namespace, verb: str, last: str) -> None:
     """``meticulous tag 1``: the one word went to the tag, not to the runs."""
-    if not args.runs and not (args.sweep or args.status or args.filter):
+    if not args.runs and not filtering(args):
         value = getattr(args, last)
         raise UsageError(
             f"which runs? meticulous {verb} RUN... {last.upper()} takes the runs first "
-            f"({value!r} was taken as the {last}), or --sweep/--status/--filter"
+            f"({value!r} was taken as the {last}), or --sweep/--status/--filter/--tag"
         )

@@ -7,13 +7,13 @@ import difflib
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from meticulous_hydra import layout
 from meticulous_hydra.exceptions import UsageError
@@ -28,9 +28,12 @@ from meticulous_hydra.reader.reader import (
 )
 from meticulous_hydra.recorder import organise
 
-from . import follow
-from .columns import default_columns
-from .query import QueryError, filter_frame, resolve_column
+from . import follow, selection
+from .columns import default_layout
+from .names import short_names
+from .output import printable, quietly, warnings_as_lines
+from .query import QueryError, resolve_column
+from .selection import select_rows
 from .table import FAST_FORMATS, is_missing, number, render
 
 if TYPE_CHECKING:
@@ -65,15 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "roots",
         nargs="*",
-        metavar="ROOT",
-        help="experiments root(s), default ./experiments; ROOT/ID shows one run in full, "
-        "several ROOT/ID those runs",
+        metavar="ROOT|RUN",
+        help="experiments root(s) (default: --root); or runs: ids and ranges (3 5-7) of --root, "
+        "or ROOT/ID; one run is shown in full",
     )
-    p.add_argument(
-        "--filter",
-        metavar="EXPR",
-        help="e.g. \"config.optimizer.lr > 0.01 and status == 'SUCCESS'\"",
-    )
+    selection.add_root(p)
+    selection.add_filters(p, many=True)
     p.add_argument(
         "--columns",
         nargs="+",
@@ -96,14 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
         "summary columns over the successful ones",
     )
     p.add_argument(
-        "--sweep", metavar="ID", help="only the jobs of this sweep ('latest' for the newest)"
-    )
-    p.add_argument(
         "--all-attempts",
         action="store_true",
         help="every attempt of a re-run sweep job, not just its latest",
     )
-    p.add_argument("--status", nargs="+", metavar="S", help="only runs with these statuses")
     p.add_argument("--last", type=int, metavar="N", help="only the N most recent runs")
     p.add_argument(
         "--format",
@@ -119,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="don't page a table taller than the terminal ($PAGER, default 'less -FRSX')",
     )
-    follow.add_arguments(p)  # issue 15: --tag, --archived, --curve, --watch
+    follow.add_arguments(p)  # issue 15: --archived, --curve, --watch
     return p
 
 
@@ -134,35 +130,6 @@ def _column(frame: pd.DataFrame, name: str) -> str:
         return resolve_column(name, [str(c) for c in frame.columns])
     except QueryError as e:
         raise UsageError(str(e)) from e
-
-
-def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    if args.sweep:
-        sweep_id = args.sweep
-        if sweep_id == "latest":
-            swept = frame[frame["sweep.id"].notna()]
-            if swept.empty:
-                raise UsageError("no sweep recorded under this root; drop --sweep")
-            sweep_id = swept.sort_values("start_time")["sweep.id"].iloc[-1]
-        elif not (frame["sweep.id"] == sweep_id).any():
-            known = sorted(frame["sweep.id"].dropna().unique())[-3:]
-            raise UsageError(f"no sweep {sweep_id!r}; recent sweeps: {', '.join(known) or 'none'}")
-        frame = frame[frame["sweep.id"] == sweep_id]
-    if args.status:
-        wanted = [s.upper() for s in args.status]
-        frame = frame[frame["status"].isin(wanted)]
-    if args.filter:
-        try:
-            frame = filter_frame(frame, args.filter)
-        except QueryError as e:
-            raise UsageError(str(e)) from e
-    if args.last is not None:
-        if args.last < 0:
-            raise UsageError("--last takes a positive number")
-        # the most recently started runs, shown in id order
-        recent = frame.sort_values("start_time", kind="stable", na_position="first")
-        frame = recent.iloc[len(recent) - min(args.last, len(recent)) :].sort_index(kind="stable")
-    return frame
 
 
 def sort_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
@@ -187,12 +154,19 @@ def sort_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
 
 
 def pattern_columns(frame: pd.DataFrame, patterns: Sequence[str]) -> list[str]:
+    """The columns named by ``patterns``: names (full or printed) or glob
+    patterns matched against both."""
     names = [str(c) for c in frame.columns]
+    printed = short_names(names)
     chosen: list[str] = []
     for pattern in patterns:
         if pattern == ID and ID not in names:
             continue  # the id is the index, always shown
-        found = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        found = [
+            n
+            for n in names
+            if fnmatch.fnmatchcase(n, pattern) or fnmatch.fnmatchcase(printed[n], pattern)
+        ]
         if not found and not any(ch in pattern for ch in "*?["):
             found = [_column(frame, pattern)]
         if not found:
@@ -234,29 +208,49 @@ def group_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     for c in numeric:
         out[f"{c}.mean"] = mean[c].reindex(out.index) if c in mean else float("nan")
         out[f"{c}.std"] = std[c].reindex(out.index) if c in std else float("nan")
-    return out.reset_index()
+    out = out.reset_index()
+    # their mean and std print as integers where they are whole (mean_std_text)
+    out.attrs["integers"] = [c for c in numeric if pd.api.types.is_integer_dtype(frame[c])]
+    return out
 
 
 def mean_std_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """``<col>.mean`` and ``<col>.std`` as one ``<col>`` column of ``mean ± std`` text."""
+    """``<col>.mean`` and ``<col>.std`` as one ``<col>`` column of ``mean ± std``
+    text; those of integer results (``frame.attrs["integers"]``) as integers
+    where they are whole (``3 ± 0``)."""
     out = frame.copy()
+    integers = set(frame.attrs.get("integers", ()))
     for column in [c for c in frame.columns if str(c).endswith(".mean")]:
         base = str(column)[: -len(".mean")]
         std = frame.get(f"{base}.std")
         pairs = zip(frame[column], std if std is not None else [None] * len(frame), strict=True)
+        texts = [_mean_std(m, s, whole=base in integers) for m, s in pairs]
         at = cast(int, out.columns.get_loc(column))  # an int: group_rows' columns are unique
-        out.insert(at, base, [_mean_std(m, s) for m, s in pairs])
+        out.insert(at, base, texts)
         out = out.drop(columns=[c for c in (column, f"{base}.std") if c in out.columns])
     return out
 
 
-def _mean_std(mean: float, std: float | None) -> str:
+def _mean_std(mean: float, std: float | None, *, whole: bool = False) -> str:
+    def text(value: float) -> str:
+        return str(int(value)) if whole and float(value).is_integer() else number(value)
+
     if is_missing(mean):
         return ""
-    return number(mean) if std is None or is_missing(std) else f"{number(mean)} ± {number(std)}"
+    return text(mean) if std is None or is_missing(std) else f"{text(mean)} ± {text(std)}"
 
 
 # -- one experiment ------------------------------------------------------------------
+
+
+def list_columns(columns: list[str]) -> str:
+    """One line a column, in the table's order: its name as the table prints it
+    (and every option takes it), then its full name where that is longer (the
+    name in CSV and JSON exports and in ``load_experiments``)."""
+    names = short_names(columns)
+    width = max((len(names[c]) for c in columns if names[c] != c), default=0)
+    lines = [names[c] if names[c] == c else f"{names[c]:<{width}}  {c}" for c in columns]
+    return "".join(printable(line) + "\n" for line in lines)
 
 
 def show_one(path: Path, tail: int = 20) -> str:
@@ -311,24 +305,30 @@ def show_one(path: Path, tail: int = 20) -> str:
         out += ["", f"{name} (last {len(lines)} line{plural}):", *lines]
     if exp.read_errors:
         out += ["", "read errors: " + "; ".join(exp.read_errors)]
-    return "\n".join(out) + "\n"
+    return printable("\n".join(out), keep="\n\t") + "\n"
 
 
 # -- main ------------------------------------------------------------------------------
 
 #: Options taking several values, which would swallow a root written after them.
-_MULTI_VALUE = ("columns", "sort", "group_by", "status")
+_MULTI_VALUE = ("columns", "sort", "group_by", "status", "tags")
+_NUMBERED = re.compile(r"\d+(-\d+)?")
 
 
 def _reclaim_roots(args: argparse.Namespace) -> None:
-    """``--columns 'summary.*' experiments``: argparse gives ``experiments``
-    to --columns; a trailing value that is a folder is a root."""
+    """``--columns 'summary.*' experiments`` or ``--status ERROR 3-7``:
+    argparse gives ``experiments`` and ``3-7`` to the option; a trailing value
+    that is a folder, a run number or a range is a root or a run."""
     moved: list[str] = []
     for option in _MULTI_VALUE:
         values = getattr(args, option)
-        while values and len(values) > 1 and os.path.isdir(values[-1]):
+        while (
+            values
+            and len(values) > 1
+            and (os.path.isdir(values[-1]) or _NUMBERED.fullmatch(values[-1]))
+        ):
             moved.insert(0, values.pop())
-    args.roots = [*(args.roots or []), *moved] or ["experiments"]
+    args.roots = [*(args.roots or []), *moved] or [args.root]
 
 
 def _missing_run(path: Path) -> str | None:
@@ -346,13 +346,14 @@ def _missing_run(path: Path) -> str | None:
 
 
 def _split_roots(args: argparse.Namespace) -> tuple[list[str], dict[str, list[str]] | None]:
-    """The roots to read and, when run folders were given (``ROOT/ID``), the
-    folder names to show of each root."""
+    """The roots to read and, when runs were named (``ROOT/ID``, or ids and
+    ranges of ``--root``), the folder names to show of each root."""
     if args.show:
         if len(args.roots) != 1:
             raise UsageError("--show takes one root")
         return args.roots, {args.roots[0]: [layout.validate_id(args.show)]}
     picked: dict[str, list[str]] = {}
+    roots: list[str] = []
     for given in args.roots:
         path = Path(given)
         message = _missing_run(path)
@@ -360,18 +361,39 @@ def _split_roots(args: argparse.Namespace) -> tuple[list[str], dict[str, list[st
             raise UsageError(message)
         if path.is_dir() and layout.is_experiment_dir(path):
             picked.setdefault(str(path.parent), []).append(path.name)
+        elif not path.exists() and _run_of_root(given, args.root):
+            # ids and ranges, as every verb takes them
+            root = Path(args.root)
+            names = selection.expand(given, root, selection.run_names(root))
+            picked.setdefault(str(root), []).extend(names)
+        else:
+            roots.append(given)
     if not picked:
-        return args.roots, None
-    if sum(map(len, picked.values())) != len(args.roots):
-        raise UsageError("give experiments roots or run folders (ROOT/ID), not both")
-    return list(picked), picked
+        return roots, None
+    if roots:
+        raise UsageError(
+            f"give experiments roots or runs (ids, ranges, ROOT/ID), not both ({roots[0]})"
+        )
+    return list(picked), {root: list(dict.fromkeys(names)) for root, names in picked.items()}
+
+
+def _run_of_root(token: str, root: str) -> bool:
+    """Whether ``token``, which is no folder here, names runs of ``root``: a
+    number or a range, or the id of one of its runs."""
+    if os.sep in token or "/" in token or not os.path.isdir(root):
+        return False
+    return bool(_NUMBERED.fullmatch(token)) or token in selection.run_names(Path(root))
 
 
 def _picked_rows(frame: pd.DataFrame, picked: dict[str, list[str]]) -> pd.DataFrame:
+    wanted: list[Any]
     if frame.index.nlevels == 1:
         (names,) = picked.values()
-        return frame.loc[[run_id(n) for n in names]]
-    return frame.loc[[(root, run_id(n)) for root, names in picked.items() for n in names]]
+        wanted = [run_id(n) for n in names]
+    else:
+        wanted = [(root, run_id(n)) for root, names in picked.items() for n in names]
+    # an archived run is not in the frame unless --archived
+    return frame.loc[[w for w in wanted if w in frame.index]]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -415,14 +437,29 @@ def _check_format(fmt: str) -> None:
         )
 
 
+def _shaped(args: argparse.Namespace, selecting: bool = True) -> bool:
+    """Whether an option asks for rows of a table (``--format``, ``--columns``,
+    ...) or, with ``selecting``, narrows the rows: one run named is then no
+    longer shown in full as it stands."""
+    table = (args.columns, args.all, args.sort, args.group_by, args.curve, args.list_columns)
+    return (
+        any(table)
+        or args.format != "simple"
+        or (selecting and (selection.filtering(args) or args.last is not None))
+    )
+
+
 def _output(args: argparse.Namespace) -> str:
     _check_format(args.format)
     try:
         roots, picked = _split_roots(args)
     except layout.InvalidIdError as e:
         raise UsageError(str(e)) from e
+    one = None  # the run, when one only is named
     if picked is not None and len(roots) == 1 and len(picked[roots[0]]) == 1:
-        return show_one(Path(roots[0]) / picked[roots[0]][0])
+        one = Path(roots[0]) / picked[roots[0]][0]
+    if one is not None and (args.show or not _shaped(args)):
+        return show_one(one)
     try:
         frame = load_experiments(
             roots[0] if len(roots) == 1 else roots, include_archived=args.archived
@@ -430,7 +467,7 @@ def _output(args: argparse.Namespace) -> str:
     except FileNotFoundError as e:
         raise UsageError(str(e)) from e
     if args.list_columns:
-        return "\n".join(str(c) for c in frame.columns) + "\n"
+        return list_columns([str(c) for c in frame.columns])
     if frame.empty:
         return f"no experiments under {', '.join(roots)} yet\n"
     if picked is not None:
@@ -438,8 +475,10 @@ def _output(args: argparse.Namespace) -> str:
     else:  # repro14: one row per sweep job, its latest attempt
         frame = latest_attempts(frame, all_attempts=args.all_attempts)
     frame = select_rows(frame, args)
+    if one is not None and not _shaped(args, selecting=False) and len(frame) == 1:
+        return show_one(one)  # the selectors keep the run named: in full
     export = args.format in _EXTRA_FORMATS
-    frame = follow.select(frame, args)  # --tag
+    priority: list[str] = []
     if args.group_by:
         frame = group_rows(frame, args.group_by)
         if args.sort:
@@ -448,24 +487,35 @@ def _output(args: argparse.Namespace) -> str:
             frame = mean_std_text(frame)
         if args.columns:
             frame = frame[pattern_columns(frame, args.columns)]
+        names = short_names(str(c) for c in frame.columns)
     else:
+        # a name means one column whatever is on screen: among them all
+        names = short_names(str(c) for c in frame.columns)
         if args.sort:
             frame = sort_rows(frame, args.sort)
         if args.columns:
-            columns = pattern_columns(frame, args.columns)
+            columns = priority = pattern_columns(frame, args.columns)
         elif args.all or export:  # an export is not a view: every column
             columns = list(frame.columns)
         else:
-            columns = default_columns(frame)
+            columns, priority = default_layout(frame)
         frame, columns = follow.decorate(frame, columns, roots, args, chosen=bool(args.columns))
         frame = frame[columns]
     if frame.empty:
         return "no experiments match\n"
     # Fit the terminal when there is one (or COLUMNS says how wide it is);
-    # files and pipes get whole values.
+    # files and pipes get whole values; --all every column, however wide.
     to_terminal = args.output is None and (sys.stdout.isatty() or "COLUMNS" in os.environ)
     width = shutil.get_terminal_size().columns if not export and to_terminal else None
-    return render(frame, args.format, width, index=not args.group_by)
+    return render(
+        frame,
+        args.format,
+        width,
+        index=not args.group_by,
+        priority=priority,
+        names=names,
+        fit=not args.all,
+    )
 
 
 # -- the pager -------------------------------------------------------------------------
@@ -505,24 +555,25 @@ def page(text: str, command: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return quietly(lambda: _main(argv))  # `| head`: the reader may go at any line
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         seconds, argv = follow.split_watch(sys.argv[1:] if argv is None else argv)
     except UsageError as e:
-        sys.stderr.write(f"{PROG}: error: {e}\n")
+        sys.stderr.write(f"{PROG}: error: {printable(str(e))}\n")
         return 2
     if seconds is not None:
         # a redrawn table must not stop in a pager
-        return follow.watch(seconds, lambda: main([*argv, "--no-pager"]))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+        return follow.watch(seconds, lambda: _main([*argv, "--no-pager"]))
+    with warnings_as_lines(PROG):
         try:
             args = parse_args(argv)
             text = _output(args)
         except UsageError as e:
-            sys.stderr.write(f"{PROG}: error: {e}\n")
+            sys.stderr.write(f"{PROG}: error: {printable(str(e))}\n")
             return 2
-    for warning in caught:
-        sys.stderr.write(f"{PROG}: warning: {warning.message}\n")
     if args.output:
         try:
             Path(args.output).write_text(text, encoding="utf-8")
@@ -530,17 +581,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(f"{PROG}: error: cannot write {args.output}: {e.strerror or e}\n")
             return 1
         return 0
+    if args.format != "csv" or sys.stdout.isatty():
+        # values from the record never act on the terminal (a CSV to a file or
+        # a pipe stays exact; JSON escapes them in its own way)
+        text = printable(text, keep="\n\t")
     pager = _pager(text, args)
     if pager is not None:
         sys.stdout.flush()
         if page(text, pager):
             return 0
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # `meticulous-summary | head`: the reader went away, that's fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.stdout.write(text)
     return 0
 
 

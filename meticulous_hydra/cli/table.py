@@ -1,6 +1,7 @@
-"""Runs as text tables: cells formatted a whole column at a time, headers
-shortened, fitted to the terminal by dropping the columns at the end of the
-list, rendered with tabulate; or exported whole as CSV / JSON."""
+"""Runs as text tables: cells formatted a whole column at a time (control
+characters escaped: :func:`printable`), headed by the columns' printed names
+(:mod:`.names`), fitted to the terminal by dropping the least telling
+columns, rendered with tabulate; or exported whole as CSV / JSON."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import io
 import json
 import math
 import textwrap
+from collections.abc import Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from meticulous_hydra import layout
+
+from .names import short_names
+from .output import printable, safe_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,7 +97,7 @@ def _cells(column: str, series: pd.Series, width: int) -> list[str]:
     elif pd.api.types.is_integer_dtype(series) or pd.api.types.is_bool_dtype(series):
         texts = [str(v) for v in values]
     else:
-        texts = [_cell_text(v) for v in values]
+        texts = [printable(_cell_text(v)) for v in values]
     texts = [t if len(t) <= width else t[: max(width - 1, 1)] + "…" for t in texts]
     texts.append("")  # code -1: a missing value
     return np.array(texts, dtype=object)[codes].tolist()
@@ -128,47 +133,45 @@ def fast_table(columns: list[list[str]], heads: list[str], fmt: str) -> str | No
     return "\n".join(rows)
 
 
-_SHORTENED = ("config.", "summary.", "metadata.hydra.choices.")
-# metadata columns the default table shows, by their own name
-_SHORT_METADATA = ("metadata.restarts",)
-
-
-def headers(columns: list[str]) -> dict[str, str]:
-    """Column headers: ``config.``, ``summary.`` (and a Hydra config group's
-    ``metadata.hydra.choices.``, and ``metadata.`` of ``restarts``) dropped
-    where the short name is unambiguous among ``columns`` and the other
-    column names."""
-    short = {}
-    for column in columns:
-        prefix = next((p for p in _SHORTENED if column.startswith(p)), "")
-        if column in _SHORT_METADATA:
-            prefix = "metadata."
-        short[column] = column[len(prefix) :]
-    taken: dict[str, int] = {}
-    for name in short.values():
-        taken[name] = taken.get(name, 0) + 1
-    return {
-        c: name if c == name or (taken[name] == 1 and name not in short) else c
-        for c, name in short.items()
-    }
-
-
 def _kept_first(column: str) -> int:
-    """Columns kept before all others when the terminal is narrow (the rest
-    in the order given): the status, and issue 15's columns asked for
-    (``--curve``) or about live runs (``progress``)."""
+    """Columns kept before all others when the terminal is narrow: the
+    status, and issue 15's columns asked for (``--curve``) or about live runs
+    (``progress``)."""
     return 0 if column == "status" or column == "progress" or column.startswith("curve(") else 1
 
 
+def _hidden_note(hidden: list[str], heads: dict[str, str], width: int) -> str:
+    named = ", ".join(heads[c] for c in hidden[:6])
+    more = f" and {len(hidden) - 6} more" if len(hidden) > 6 else ""
+    count = f"{len(hidden)} column{'s' if len(hidden) > 1 else ''}"
+    note = f"({count} hidden to fit the terminal: {named}{more}; --columns NAME... or --all shows them)"
+    return textwrap.fill(note, width=max(width, 40), break_on_hyphens=False)
+
+
 def render_table(
-    frame: pd.DataFrame, fmt: str, width_limit: int | None, *, index: bool = True
+    frame: pd.DataFrame,
+    fmt: str,
+    width_limit: int | None,
+    *,
+    index: bool = True,
+    priority: Sequence[str] = (),
+    names: Mapping[str, str] | None = None,
+    fit: bool = True,
 ) -> str:
-    """Tabulate ``frame`` (with its index unless ``index`` is off). With
-    ``width_limit``, shorten cells and drop the columns that don't fit, from
-    the end of the list (so list the most telling columns first), saying which."""
+    """Tabulate ``frame`` (with its index unless ``index`` is off), headed by
+    ``names`` (full name -> printed name; :func:`.names.short_names` of the
+    columns by default). With ``width_limit``, cells are cut to 40 characters
+    and, when ``fit``, the table is fitted to the width: long text cut to the
+    room left, and the columns that don't fit dropped, saying which. Columns
+    are kept in the order of ``priority`` (the status, ``--curve`` and
+    ``progress`` first, columns not in it last, in the order shown); the
+    first that does not fit and all after it go."""
     if index:
         index_name = str(frame.index.name or "id") if frame.index.nlevels == 1 else "run"
-        ids = [str(i) if not isinstance(i, tuple) else "/".join(map(str, i)) for i in frame.index]
+        ids = [
+            printable(str(i) if not isinstance(i, tuple) else "/".join(map(str, i)))
+            for i in frame.index
+        ]
         first = [[i] for i in ids]
         first_heads = [index_name]
     else:
@@ -176,7 +179,7 @@ def render_table(
     columns = [str(c) for c in frame.columns]
     cell_width = _MAX_CELL if width_limit else 10**6
     cells = {c: _cells(c, frame[c], cell_width) for c in columns}
-    heads = headers(columns)
+    heads = {c: printable((names or short_names(columns)).get(c, c)) for c in columns}
 
     def draw(chosen: list[str]) -> str:
         head_row = [*first_heads, *(heads[c] for c in chosen)]
@@ -190,40 +193,36 @@ def render_table(
         rows = [[*first[i], *(cells[c][i] for c in chosen)] for i in range(len(frame))]
         return tabulate(rows, headers=head_row, tablefmt=fmt, disable_numparse=True)
 
-    dropped: list[str] = []
-    if width_limit:
-        # Estimate with two characters of padding and two of separator per
-        # column, then drop the last columns until it really fits.
-        def width(col: str) -> int:
-            return max([len(heads[col]), *(len(v) for v in cells[col])]) + 4
+    if not width_limit or not fit:
+        return draw(columns)
+    # The widths of the fast formats, exactly (other formats: about), then
+    # drawn to check, dropping the least telling column until it fits.
+    sep = 3 if fmt == "github" else 2 if fmt in FAST_FORMATS else 4
 
-        total = max([0, *(len(h) for h in first_heads), *(len(r[0]) for r in first if r)]) + 2
-        kept = []
-        for c in sorted(columns, key=_kept_first):
-            room = width_limit - total - 4
-            if width(c) > room + 4 and room >= _MIN_CUT < width(c) - 4:
-                # long text (an error line, a path): cut to the room left
-                cells[c] = [t if len(t) <= room else t[: room - 1] + "…" for t in cells[c]]
-            if total + width(c) <= width_limit:
-                kept.append(c)
-                total += width(c)
-        kept = [c for c in columns if c in kept]
-        while True:
-            table = draw(kept)
-            if not kept or max(map(len, table.splitlines())) <= width_limit:
-                break
-            kept.remove(max(reversed(kept), key=_kept_first))  # the last of the others
-        dropped = [c for c in columns if c not in kept]
-    else:
-        table = draw(columns)
-    if dropped:
-        shown = ", ".join(heads[c] for c in dropped[:6]) + (
-            f" and {len(dropped) - 6} more" if len(dropped) > 6 else ""
-        )
-        count = f"{len(dropped)} column{'s' if len(dropped) > 1 else ''}"
-        note = f"({count} hidden to fit the terminal: {shown}; pick columns with --columns)"
-        table += "\n" + textwrap.fill(note, width=max(width_limit or 0, 40), break_on_hyphens=False)
-    return table
+    def width(col: str) -> int:
+        return max([len(heads[col]) + 2, *(len(v) for v in cells[col])])
+
+    first_width = max([0, *(len(h) + 2 for h in first_heads), *(len(r[0]) for r in first if r)])
+    total = (first_width if index else -sep) + (4 if fmt == "github" else 0)
+    rank = {c: i for i, c in enumerate(priority)}
+    order = sorted(columns, key=lambda c: (_kept_first(c), rank.get(c, len(rank))))
+    kept: list[str] = []
+    for c in order:
+        room = width_limit - total - sep
+        if width(c) > room >= max(_MIN_CUT, len(heads[c]) + 2):
+            # long text (an error line, a path): cut to the room left
+            cells[c] = [t if len(t) <= room else t[: room - 1] + "…" for t in cells[c]]
+        if total + sep + width(c) > width_limit:
+            break
+        kept.append(c)
+        total += sep + width(c)
+    while True:
+        table = draw([c for c in columns if c in kept])
+        if not kept or max(map(len, table.splitlines())) <= width_limit:
+            break
+        kept.pop()  # the least telling
+    hidden = [c for c in order if c not in kept]
+    return table + ("\n" + _hidden_note(hidden, heads, width_limit) if hidden else "")
 
 
 def _export_value(value: Any) -> Any:
@@ -259,9 +258,13 @@ def _csv_text(value: Any) -> Any:
     return "" if value is None else repr(value) if isinstance(value, float) else value
 
 
-def render(frame: pd.DataFrame, fmt: str, width_limit: int | None, *, index: bool = True) -> str:
+def render(
+    frame: pd.DataFrame, fmt: str, width_limit: int | None, *, index: bool = True, **table: Any
+) -> str:
     """The text of ``frame`` in ``fmt``: a tabulate format (fitted to
-    ``width_limit`` when given), or ``csv`` / ``json``, whose values are exact."""
+    ``width_limit`` when given; ``table`` are :func:`render_table`'s
+    ``priority``, ``names`` and ``fit``), or ``csv`` / ``json``, whose values
+    are exact and whose columns have their full names."""
     if fmt == "csv":
         names, rows = export_records(frame, index=index)
         out = io.StringIO()
@@ -272,5 +275,5 @@ def render(frame: pd.DataFrame, fmt: str, width_limit: int | None, *, index: boo
     if fmt == "json":
         names, rows = export_records(frame, index=index)
         records = [dict(zip(names, row, strict=True)) for row in rows]
-        return layout.dumps_json(layout.to_jsonable(records, strict=False)) + "\n"
-    return render_table(frame, fmt, width_limit, index=index) + "\n"
+        return safe_json(layout.dumps_json(layout.to_jsonable(records, strict=False))) + "\n"
+    return render_table(frame, fmt, width_limit, index=index, **table) + "\n"

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # 2: int ids in the index (issue 13); rows gained tags, notes and archived (issue 15)
-# 3: the frame kept with what patching it as a fresh read needs (issue 23 #5)
-VERSION = 3
+# 3: status_detail is the exception's type and first line (issue 23.3)
+# 4: the frame kept with what patching it as a fresh read needs (issue 23 #5)
+VERSION = 4
 # Folders touched this recently may change again within the same time stamp.
 _RACY_NS = 2_000_000_000
 

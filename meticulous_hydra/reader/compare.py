@@ -51,8 +51,15 @@ def _diffstat(run: ExperimentReader) -> str:
     return f"{files} file{'s' * (files != 1)} +{added} -{deleted}" if files else ""
 
 
+#: The prefix of the versions of packages.txt: no column of load_experiments'
+#: frame, as are ``git.diff`` (the size of the run's own diff) and ``git.untracked``.
+PACKAGE = "package."
+
+
 def facts(run: ExperimentReader) -> dict[str, Any]:
-    """Everything diff compares, as flat ``section.key`` -> value."""
+    """Everything diff compares, as flat ``section.key`` -> value, named as
+    load_experiments names its columns (but ``git.diff``, ``git.untracked``
+    and ``package.*``)."""
     meta = run.metadata
     out: dict[str, Any] = {}
     flatten(run.config, "config", out)
@@ -66,7 +73,7 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     out["overrides"] = " ".join(overrides)
     for group, choice in sorted(layout.block(hydra, "choices").items()):
         if group != layout.OPT_IN_GROUP:
-            out[f"choice.{group}"] = choice
+            out[f"metadata.hydra.choices.{group}"] = choice
     flatten(run.summary, "summary", out)
     out["status"] = run.status
     duration = meta.get("duration")
@@ -80,13 +87,13 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     # untracked source saved with the run (issue 12 #5), when recorded
     out["git.untracked"] = " ".join(layout.texts(git.get("untracked_saved"))) or None
     python = layout.block(meta, "python")
-    out["python"] = python.get("version")
+    out["metadata.python.version"] = python.get("version")
     versions = layout.block(meta, "versions")
     for name, version in versions.items():
-        out[f"package.{name.lower()}"] = version
+        out[f"metadata.versions.{name}"] = version
     for name, version in _packages(run).items():
-        out[f"package.{name}"] = version
-    out["host"] = meta.get("host")
+        out[f"{PACKAGE}{name}"] = version
+    out["metadata.host"] = meta.get("host")
     # outside the config and the summary, None means "not recorded": absent
     return {
         k: hashable(v)

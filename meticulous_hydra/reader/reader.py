@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -133,15 +134,44 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+_TRACEBACK = "Traceback (most recent call last):"
+# a line naming an exception, at any indent and inside an exception group's frame
+_EXCEPTION_LINE = re.compile(r"^[ |+]*((?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*))(?::(.*))?$")
+
+
+def _exception_line(lines: list[str]) -> str | None:
+    """``Type: first line of the message`` of the exception a traceback ends
+    in (the last of a chain; the group itself for an exception group), the
+    type without its module (``omegaconf.errors.``)."""
+    tops = [i for i, line in enumerate(lines) if line.startswith(_TRACEBACK)]
+    if tops:
+        # after the last traceback at column 0, the first line at column 0
+        at = next((i for i in range(tops[-1] + 1, len(lines)) if not lines[i][:1].isspace()), None)
+    elif any("Exception Group Traceback" in line for line in lines[:1]):
+        # an exception group: everything is drawn in a frame; the group's own line first
+        at = next(
+            (i for i, line in enumerate(lines) if "|" in line and _EXCEPTION_LINE.match(line)),
+            None,
+        )
+    else:
+        return None
+    match = _EXCEPTION_LINE.match(lines[at]) if at is not None else None
+    if match is None:
+        return None
+    name, message = match.group(2), (match.group(3) or "").strip()
+    if match.group(3) is not None and not message and at is not None and at + 1 < len(lines):
+        message = lines[at + 1].strip()  # the message began with a line break
+    return f"{name}: {message}" if message else name
+
+
 def short_detail(status: str, detail: str) -> str:
-    """The line of a STATUS detail worth showing in a table: the exception
-    line of a traceback, else the first line."""
+    """The line of a STATUS detail worth showing in a table: for a traceback,
+    the exception's type and the first line of its message; else the first line."""
     lines = [line for line in detail.splitlines() if line.strip()]
     if not lines:
         return ""
-    if status == layout.ERROR and lines[0].startswith("Traceback"):
-        return lines[-1].strip()
-    return lines[0].strip()
+    found = _exception_line(lines) if status == layout.ERROR else None
+    return found if found is not None else lines[0].strip()
 
 
 # The columns metadata.json gives the table, and what each must be; a value of

@@ -1,23 +1,24 @@
-"""``meticulous rerun --failed``: run the jobs of a sweep that did not succeed
-again, each with its own overrides, with the code as it is now. The new runs
-join the sweep (same sweep id and job number, ``metadata.rerun_of``), so the
-summary shows the sweep whole: one row per job, its latest attempt.
+"""``meticulous rerun``: run runs again, each with its own overrides and the
+code as it is now; ``--failed`` those that did not succeed. A sweep job's new
+run joins its sweep (same sweep id and job number, ``metadata.rerun_of``), so
+the summary shows the sweep whole: one row per job, its latest attempt; a
+single run's new run is a run of its own with ``metadata.rerun_of``.
 
-Two ``rerun --failed`` at once run each job once: a job is run again only by
-the process holding its claim (:func:`claim_job`), and only when no run has
-re-run it since the failed jobs were read."""
+Two ``rerun`` at once run each job once: a job is run again only by the
+process holding its claim (:func:`claim_job`), and only when no run has
+re-run it since the runs were read."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from meticulous_hydra import layout
-from meticulous_hydra.exceptions import UsageError
 from meticulous_hydra.reader.attempts import latest_attempts
+from meticulous_hydra.reader.frame import run_id
 from meticulous_hydra.reader.reader import load_experiments
 from meticulous_hydra.recorder import provenance
 from meticulous_hydra.recorder.environment import hostname
@@ -28,30 +29,28 @@ from .reproduce import Run, Step, interpreter, job_argv, load_run
 FAILED = (layout.ERROR, layout.INTERRUPTED, layout.TIMEOUT, layout.DIED)
 
 
-def failed_jobs(root: Path, sweep: str) -> tuple[str, list[Run], list[Run]]:
-    """The sweep's id, the latest attempts of its jobs that did not succeed,
-    and those that SLURM requeued (to be left alone)."""
-    try:
-        frame = load_experiments(root, cache=False)
-    except FileNotFoundError as e:
-        raise UsageError(str(e)) from e
-    swept = frame[frame["sweep.id"].notna()] if not frame.empty else frame
-    if swept.empty:
-        raise UsageError(f"no sweep recorded under {root}")
-    if sweep == "latest":
-        sweep = str(swept.sort_values("start_time")["sweep.id"].iloc[-1])
-    elif not (swept["sweep.id"] == sweep).any():
-        known = sorted(swept["sweep.id"].unique())[-3:]
-        raise UsageError(f"no sweep {sweep!r} under {root}; recent sweeps: {', '.join(known)}")
-    jobs = latest_attempts(swept[swept["sweep.id"] == sweep])
-    jobs = jobs.sort_values("sweep.job_num")
-    failed = jobs[jobs["status"].isin(FAILED)]
-    requeued = jobs[jobs["status"] == layout.REQUEUED]
-    return (
-        sweep,
-        [load_run(root / str(i)) for i in failed.index],
-        [load_run(root / str(i)) for i in requeued.index],
-    )
+def latest_of(folders: Sequence[Path], *, failed: bool = False) -> tuple[list[Run], list[Run]]:
+    """Each run of ``folders``, or for a sweep job its latest attempt, once,
+    in the order given (with ``failed`` only those that did not succeed); and
+    apart, those SLURM requeued, which it runs again itself (to be left alone)."""
+    chosen: dict[Path, None] = {}
+    requeued: dict[Path, None] = {}
+    for root in dict.fromkeys(f.parent for f in folders):
+        frame = load_experiments(root, cache=False, include_archived=True)
+        latest = latest_attempts(frame)
+        job = frame["sweep.id"].astype(str) + "\0" + frame["sweep.job_num"].astype(str)
+        swept = frame["sweep.id"].notna() & frame["sweep.job_num"].notna()
+        latest_of_job = {job[i]: i for i in latest.index if swept[i]}
+        for folder in (f for f in folders if f.parent == root):
+            i = run_id(folder.name)
+            if i in frame.index:
+                i = latest_of_job.get(job[i], i) if swept[i] else i
+                status = frame.at[i, "status"]
+                if status == layout.REQUEUED:
+                    requeued[root / str(i)] = None
+                elif not failed or status in FAILED:
+                    chosen[root / str(i)] = None
+    return [load_run(f) for f in chosen], [load_run(f) for f in requeued]
 
 
 def rerun_step(run: Run) -> Step:

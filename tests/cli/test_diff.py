@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import git, make_app_repo, run_python
+from helpers import git, make_app_repo, record, run_python
 
 from meticulous_hydra import Experiment, cli
 
@@ -60,13 +60,17 @@ def cells(text: str) -> dict[str, list[str]]:
 def test_config_choices_and_summary_deltas(app: Path, capsys) -> None:
     out = diff(capsys, app, "1", "2")
     table = cells(diff(capsys, app, "1", "2", "--format", "json"))
-    assert table["choice.model"] == ["mlp", "resnet"]
+    assert table["metadata.hydra.choices.model"] == ["mlp", "resnet"]  # full names in exports
     assert table["config.model.name"] == ["mlp", "resnet"]
     assert table["overrides"] == ["model=mlp", "model=resnet"]
     loss = [json.loads((app / f"experiments/{i}/summary.json").read_text())["loss"] for i in (1, 2)]
     assert table["summary.loss"] == loss  # an export holds the values, exactly
     delta = f"({'+' if loss[1] > loss[0] else '-'}{abs(loss[1] - loss[0]):.4g})"
-    assert delta in out.split("summary.loss", 1)[1].splitlines()[0]
+    # rows named as the table names its columns (issue 23.4)
+    keys = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert delta in keys["loss"]
+    assert keys["model"].split()[1:] == ["mlp", "resnet"]
+    assert keys["model.name"].split()[1:] == ["mlp", "resnet"]
     # a path into each run's own folder tells them apart by nothing
     assert "config.checkpoint" not in table
     every = cells(diff(capsys, app, "1", "2", "--all", "--format", "json"))
@@ -75,7 +79,7 @@ def test_config_choices_and_summary_deltas(app: Path, capsys) -> None:
     assert "config.epochs" not in table and "code" not in table
     assert "config.epochs" in cells(diff(capsys, app, "1", "2", "--all", "--format", "json"))
     assert out.splitlines()[0].split() == ["key", "1", "2"]
-    assert "choice.model" in out and "code from" not in out
+    assert "choice.model" not in out and "code from" not in out
 
 
 def test_code_between_commits_and_recorded_diffs(app: Path, capsys) -> None:
@@ -84,8 +88,10 @@ def test_code_between_commits_and_recorded_diffs(app: Path, capsys) -> None:
     assert table["code"] == ["", "differs", "differs"]
     assert table["git.dirty"] == [False, False, True]
     assert table["git.diff"] == [None, None, "1 file +2 -0"]
-    # in the table, what a run did not record is shown as absent, like a missing key
-    assert out.split("git.diff", 1)[1].split()[:2] == ["—", "—"]
+    # in the table, only columns; the code below it
+    keys = [line.split()[0] for line in out.split("\n\n")[0].splitlines()[2:]]
+    assert "git.dirty" in keys and "git.sha" in keys
+    assert "git.diff" not in keys and "code" not in keys
     sha1, sha3 = (
         json.loads((app / f"experiments/{i}/metadata.json").read_text())["git"]["sha"]
         for i in (1, 3)
@@ -112,7 +118,9 @@ def test_types_environment_and_two_roots(tmp_path: Path, capsys) -> None:
     assert table["summary.acc"] == [0.5, 0.75]
     assert cli.main(["diff", str(a / "1"), str(b / "1")]) == 0
     text = capsys.readouterr().out
-    assert "config.lr [type changed]  1 (int)" in text and "0.75 (+0.25)" in text
+    keys = {line.split()[0]: line.split()[1:] for line in text.split("\n\n")[0].splitlines()[2:]}
+    assert keys["lr"] == ["1", "(int)", "1", "(str)"] and keys["acc"][1:] == ["0.75", "(+0.25)"]
+    assert "numpy  1.26.4  2.0.1" in text.split("\n\npackages (", 1)[1]
     assert table["package.numpy"] == ["1.26.4", "2.0.1"]
     assert "package.pandas" not in table and "config.seed" not in table
     assert list(json.loads(cli_json(capsys, a, b))[0]) == ["key", str(a / "1"), str(b / "1")]
@@ -133,3 +141,14 @@ def test_identical_runs_and_unknown_format(tmp_path: Path, capsys) -> None:
     assert "duration" in out or "do not differ" in out
     assert cli.main(["diff", "--root", str(root), "1-2", "--format", "nope"]) == 2
     assert "unknown format 'nope'" in capsys.readouterr().err
+
+
+def test_integer_results_and_their_deltas_print_as_integers(tmp_path: Path, capsys) -> None:
+    """`800000 (+7.8e+05)`: an integer delta printed as a rounded float."""
+    root = tmp_path / "experiments"
+    record(root, {"model": "small"}, {"params": 20_000, "loss": 0.5})
+    record(root, {"model": "large"}, {"params": 800_123, "loss": 0.25})
+    out = diff(capsys, tmp_path, "1", "2")
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:] if line.strip()}
+    assert rows["params"] == ["20000", "800123", "(+780123)"]
+    assert rows["loss"] == ["0.5", "0.25", "(-0.25)"]

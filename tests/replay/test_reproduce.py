@@ -536,15 +536,17 @@ def test_rerun_leaves_requeued_jobs_to_slurm(tmp_path: Path) -> None:
     time (TIMEOUT) may be run again."""
     from helpers import record
 
-    from meticulous_hydra.replay.rerun import failed_jobs
+    from meticulous_hydra.replay.rerun import latest_of
 
     root = tmp_path / "experiments"
     for n, status in enumerate(["SUCCESS", "ERROR", "REQUEUED", "TIMEOUT"]):
         sweep = {"id": "s1", "dir": str(tmp_path), "job_num": n}
         record(root, {"x": n}, status=status, experiment_id=f"j{n}", metadata={"sweep": sweep})
-    sweep_id, failed, requeued = failed_jobs(root, "latest")
-    assert sweep_id == "s1"
+    failed, requeued = latest_of([root / f"j{n}" for n in range(4)], failed=True)
     assert [r.id for r in failed] == ["j1", "j3"] and [r.id for r in requeued] == ["j2"]
+    # named, not --failed: a requeued job is left alone all the same
+    chosen, requeued = latest_of([root / "j0", root / "j2"])
+    assert [r.id for r in chosen] == ["j0"] and [r.id for r in requeued] == ["j2"]
 
 
 def test_latest_attempts_keeps_the_last_start_of_each_job() -> None:

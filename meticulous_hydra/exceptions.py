@@ -58,3 +58,8 @@ class UsageError(Exception):
 
 class QueryError(ValueError):
     """A bad ``--filter`` expression or an unknown column; the message is one line."""
+
+
+class ReadWarning(UserWarning):
+    """Some experiment folders could not be read completely (see the
+    ``read_error`` column), or a run's metrics file is no regular file."""

@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import enum
+import errno
 import json
 import math
 import os
 import re
+import stat
 from collections.abc import Container, Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
@@ -421,11 +423,76 @@ def read_json(path: Path) -> Any:
         return json.load(f)
 
 
+#: The largest file the reader reads into a run's row (metadata.json,
+#: config.json, summary.json, STATUS, NOTES): far more than any run writes; a
+#: larger one is that run's read_error, not memory eaten without end.
+READ_LIMIT = 64 << 20
+
+_FILE_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def not_a_file(mode: int) -> OSError:
+    """The error for reading a path of ``mode`` (a ``stat`` mode) that is no regular file."""
+    kind = _FILE_KINDS.get(stat.S_IFMT(mode), "not a file")
+    return OSError(errno.EINVAL, f"not a regular file ({kind})")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            break
+        n /= 1024  # type: ignore[assignment]  # a float from here on
+    return f"{n:.0f} {unit}" if n == int(n) else f"{n:.1f} {unit}"
+
+
+def read_file(path: str | os.PathLike[str], limit: int | None = READ_LIMIT) -> bytes:
+    """The bytes of the regular file ``path`` (a link to one is followed).
+
+    Anything else raises OSError with a ``strerror`` that says what it is,
+    without blocking or reading on: a FIFO (opened non-blocking), a device, a
+    folder, or a file larger than ``limit`` bytes.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise not_a_file(info.st_mode)
+        size = info.st_size
+        if limit is not None and size > limit:
+            raise OSError(
+                errno.EFBIG, f"too large to read ({_size(size)}; the limit is {_size(limit)})"
+            )
+        data = os.read(fd, size + 1)  # all of it, as the size says, in one call
+        if len(data) == size:
+            return data
+        chunks, total = [data], len(data)  # it changed size meanwhile: read to the end
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise OSError(errno.EFBIG, f"too large to read (the limit is {_size(limit)})")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def block(metadata: Mapping[str, Any], key: str) -> dict[str, Any]:
     """metadata.json's object ``key`` (``git``, ``hydra``...): ``{}`` where it
     is absent or not an object, as in a hand-edited file."""
     value = metadata.get(key)
     return value if isinstance(value, dict) else {}
+
+
+def texts(value: Any) -> list[str]:
+    """metadata.json's list of strings (``overrides``, ``argv``...) as one:
+    ``[]`` where it is no list, as in a hand-edited file; items as text."""
+    return [v if isinstance(v, str) else str(v) for v in value] if isinstance(value, list) else []
 
 
 def write_status(path: Path, status: str, detail: str = "") -> None:
@@ -510,12 +577,19 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool 
             return _INF + ("+" if value > 0 else "-")
         return None if math.isnan(value) else value
     if isinstance(value, Mapping):
-        return {
+        out = {
             str(k): to_jsonable(
                 v, strict=strict, key=f"{key}.{k}" if key else str(k), floats=floats
             )
             for k, v in value.items()
         }
+        if len(out) < len(value):  # two keys the same as text: never one lost silently
+            first, second = _same_text(value)
+            raise NotSerializable(
+                f"{key or 'value'}: the keys {first!r} and {second!r} would both be stored "
+                f"as {json.dumps(str(first))}: rename one"
+            )
+        return out
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
         return [
@@ -539,6 +613,71 @@ def to_jsonable(value: Any, *, strict: bool = True, key: str = "", floats: bool 
             "convert it to a number, string, list or dict"
         )
     return str(value)
+
+
+def _same_text(mapping: Mapping[Any, Any]) -> tuple[Any, Any]:
+    """Two keys of ``mapping`` that are the same as text (``1`` and ``"1"``);
+    called only where there are."""
+    seen: dict[str, Any] = {}
+    for k in mapping:
+        if str(k) in seen:
+            return seen[str(k)], k
+        seen[str(k)] = k
+    raise ValueError("no two keys are the same as text")
+
+
+def _subscripts(path: Sequence[Any]) -> str:
+    """A path of keys as unambiguous subscripts: ``["a.b"][0][1]``."""
+    return "".join(f"[{json.dumps(k) if isinstance(k, str) else repr(k)}]" for k in path)
+
+
+# values that are leaves of a tree as they are (no mapping, list or subclass)
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_TEXT = frozenset({str})
+
+
+def check_keys(
+    tree: Mapping[Any, Any], what: str, prefix: str, error: type[Exception] = RecordingError
+) -> None:
+    """Raise ``error`` naming two keys of ``tree`` whose values would become
+    one: keys that are the same as text (``1`` and ``"1"``, which JSON stores
+    alike), or two paths that make one dotted name (a key ``"a.b"`` beside
+    ``"a": {"b": ...}``, one column ``prefix.a.b`` for the reader).
+    ``what`` names the tree in the message. A loop, not a recursion."""
+    if _TEXT.issuperset(map(type, tree)) and _LEAVES.issuperset(map(type, tree.values())):
+        return  # flat, with text keys, as metrics mostly are: no two can meet (log() is hot)
+    names: dict[str, tuple[Any, ...]] = {}
+    stack: list[tuple[Any, tuple[Any, ...], str | None]] = [(tree, (), prefix)]
+    while stack:
+        node, path, dotted = stack.pop()
+        if isinstance(node, Mapping):
+            if len({str(k) for k in node}) < len(node):
+                first, second = _same_text(node)
+                raise error(
+                    f"the {what} keys {_subscripts((*path, first))} and "
+                    f"{_subscripts((*path, second))} would both be stored as "
+                    f"{json.dumps(str(first))}: rename one"
+                )
+            for k, v in node.items():
+                name = None if dotted is None else f"{dotted}.{k}" if path or prefix else str(k)
+                if isinstance(v, (list, tuple)):  # a column of its own, holding the list
+                    stack.append((v, (*path, k), None))
+                elif isinstance(v, Mapping) and v:
+                    stack.append((v, (*path, k), name))
+                    continue
+                if name is not None:
+                    if name in names:
+                        raise error(
+                            f"the {what} keys {_subscripts(names[name])} and "
+                            f"{_subscripts((*path, k))} would both be read as {name}: rename one"
+                        )
+                    names[name] = (*path, k)
+        else:  # a list: the keys of the mappings in it are stored, but no columns
+            stack.extend(
+                (v, (*path, i), None)
+                for i, v in enumerate(node)
+                if isinstance(v, (Mapping, list, tuple)) and v
+            )
 
 
 def localise(value: Any, places: Sequence[tuple[str, str]]) -> Any:

@@ -270,8 +270,8 @@ def show_one(path: Path, tail: int = 20) -> str:
     for key in ("description", "start_time", "end_time", "duration", "host", "pid"):
         if meta.get(key) not in (None, ""):
             out.append(f"{key}: {meta[key]}")
-    out.append("overrides: " + (" ".join(meta.get("overrides") or []) or "(none)"))
-    git = meta.get("git")
+    out.append("overrides: " + (" ".join(layout.texts(meta.get("overrides"))) or "(none)"))
+    git = layout.block(meta, "git")
     out.append(
         "git: "
         + (

@@ -25,16 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from meticulous_hydra import layout
-
-from .frame import frame_from_rows, patch_frame, run_id
+from .frame import Typed, build, patch, run_id
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # 2: int ids in the index (issue 13); rows gained tags, notes and archived (issue 15)
 # 3: status_detail is the exception's type and first line (issue 23.3)
-VERSION = 3
+# 4: the frame kept with what patching it as a fresh read needs (issue 23 #5)
+VERSION = 4
 # Folders touched this recently may change again within the same time stamp.
 _RACY_NS = 2_000_000_000
 
@@ -44,7 +43,11 @@ class CachedRoot:
     key: str
     stamps: dict[str, int] = field(default_factory=dict)
     volatile: set[str] = field(default_factory=set)
-    frame: pd.DataFrame | None = None
+    typed: Typed | None = None
+
+    @property
+    def frame(self) -> pd.DataFrame | None:
+        return None if self.typed is None else self.typed.frame
 
 
 def cache_dir() -> Path | None:
@@ -113,11 +116,15 @@ def save(cached: CachedRoot, running: set[str]) -> None:
     import pandas as pd
 
     cached.volatile = volatile(cached, running)
-    if cached.frame is None or not _copy_on_write(pd):
+    if cached.typed is None or not _copy_on_write(pd):
         _write(cached)
         return
+    typed = cached.typed
     snapshot = CachedRoot(
-        cached.key, dict(cached.stamps), set(cached.volatile), cached.frame.copy(deep=False)
+        cached.key,
+        dict(cached.stamps),
+        set(cached.volatile),
+        Typed(typed.frame.copy(deep=False), list(typed.keys), dict(typed.key_of), dict(typed.ints)),
     )
     # not a daemon: a process that exits right away still finishes the file
     thread = threading.Thread(target=_write, args=(snapshot,), name="meticulous-cache-save")
@@ -142,7 +149,7 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
     import numpy as np  # with pandas (~175 ms): only once a frame exists
     import pandas as pd
 
-    out = frame.copy(deep=False)
+    out = {name: frame[name] for name in frame.columns}
     for name in frame.columns:
         column = frame[name]
         if column.dtype != object and not pd.api.types.is_string_dtype(column.dtype):
@@ -153,17 +160,40 @@ def compact(frame: pd.DataFrame) -> pd.DataFrame:
         except TypeError:  # an unhashable value, from a reader subclass
             continue
         if len(uniques) > 0 and 2 * len(uniques) < len(values):
+            _keep_kinds(codes, uniques, values)
             shared = np.where(codes >= 0, uniques.take(np.maximum(codes, 0)), values)
             out[name] = pd.Series(shared, index=frame.index, dtype=column.dtype)
-    return out
+    # one frame made at once: its object columns one block, as in the original
+    return pd.DataFrame(out, index=frame.index, columns=frame.columns)
+
+
+def _keep_kinds(codes: Any, uniques: Any, values: Any) -> None:
+    """Unshare (code -1) each value that is equal to its shared one but not
+    the same: 0 and False, 1 and 1.0, (1, 2) and (True, 2.0) hash alike."""
+    import numpy as np
+
+    risky = [i for i, u in enumerate(uniques) if not _text(u)]
+    if not risky:
+        return
+    for at in np.flatnonzero(np.isin(codes, risky)):
+        value, one = values[at], uniques[codes[at]]
+        if type(value) is not type(one) or repr(value) != repr(one):
+            codes[at] = -1
+
+
+def _text(value: Any) -> bool:
+    """Whether ``value`` is text, or a tuple of texts: equal only when the same."""
+    return type(value) is str or (type(value) is tuple and all(type(v) is str for v in value))
 
 
 def _write(cached: CachedRoot) -> None:
     path = _file_for(cached.key)
     if path is None:
         return
-    if cached.frame is not None:
-        cached = CachedRoot(cached.key, cached.stamps, cached.volatile, compact(cached.frame))
+    typed = cached.typed
+    if typed is not None:
+        small = Typed(compact(typed.frame), typed.keys, typed.key_of, typed.ints)
+        cached = CachedRoot(cached.key, cached.stamps, cached.volatile, small)
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -200,29 +230,28 @@ def changed(cached: CachedRoot, now: dict[str, int]) -> tuple[list[str], list[st
 def cached_frame(
     root: str,
     key: str,
-    read: Callable[[Sequence[str]], list[dict[str, Any]]],
+    read: Callable[[Sequence[str]], tuple[list[str], list[dict[str, Any]]]],
     *,
     live: Collection[str],
 ) -> pd.DataFrame:
     """The DataFrame of ``root`` from the cache ``key``, with the folders that
     changed since (and runs whose status is in ``live``) read again with
-    ``read(names)``, which returns their rows; saves the result."""
+    ``read(names)``, which returns the runs among them and their rows; saves
+    the result."""
     cached = load(key)
     now = stamps(root)
     again, gone = changed(cached, now)
-    if cached.frame is not None and not again and not gone:
-        return cached.frame
-    names = sorted(
-        (n for n in again if layout.is_experiment_dir(os.path.join(root, n))), key=run_id
-    )
-    rows = read(names)
-    if cached.frame is None:
-        frame = frame_from_rows(rows, names)
+    if cached.typed is not None and not again and not gone:
+        return cached.typed.frame
+    names, rows = read(sorted(again, key=run_id))
+    if cached.typed is None:
+        typed = build(rows, names)
     else:
-        frame = patch_frame(cached.frame, [*again, *gone], rows, names)
+        typed = patch(cached.typed, [*again, *gone], rows, names)
+    frame = typed.frame
     running = {str(i) for i in frame.index[frame["status"].isin(live)]}
     fresh = bool(gone) or any(n not in cached.volatile for n in again)
-    cached.stamps, cached.frame = now, frame
+    cached.stamps, cached.typed = now, typed
     # Re-reading only live runs changes nothing worth a save, unless the set
     # of folders to re-read next time shrinks.
     if fresh or volatile(cached, running) != cached.volatile:

@@ -6,6 +6,7 @@ config-group choices, results, status, git and environment as flat
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -68,9 +69,9 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     out = {k: layout.localise(v, own) for k, v in out.items()}
     hydra = layout.block(meta, "hydra")
     switch = f"+{layout.OPT_IN_GROUP}="  # the recording switch is no setting of the run
-    overrides = [o for o in meta.get("overrides") or [] if not str(o).startswith(switch)]
+    overrides = [o for o in layout.texts(meta.get("overrides")) if not o.startswith(switch)]
     out["overrides"] = " ".join(overrides)
-    for group, choice in sorted((hydra.get("choices") or {}).items()):
+    for group, choice in sorted(layout.block(hydra, "choices").items()):
         if group != layout.OPT_IN_GROUP:
             out[f"metadata.hydra.choices.{group}"] = choice
     flatten(run.summary, "summary", out)
@@ -78,12 +79,13 @@ def facts(run: ExperimentReader) -> dict[str, Any]:
     duration = meta.get("duration")
     out["duration"] = f"{duration:.1f}s" if isinstance(duration, (int, float)) else duration
     git = layout.block(meta, "git")
-    out["git.sha"] = git.get("sha") and git["sha"][:12]
+    sha = git.get("sha")
+    out["git.sha"] = sha[:12] if isinstance(sha, str) else sha
     out["git.branch"] = git.get("branch")
     out["git.dirty"] = git.get("dirty")
     out["git.diff"] = _diffstat(run) or None
     # untracked source saved with the run (issue 12 #5), when recorded
-    out["git.untracked"] = " ".join(git.get("untracked_saved") or []) or None
+    out["git.untracked"] = " ".join(layout.texts(git.get("untracked_saved"))) or None
     python = layout.block(meta, "python")
     out["metadata.python.version"] = python.get("version")
     versions = layout.block(meta, "versions")
@@ -115,21 +117,31 @@ def _git(top: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _sha(value: Any) -> str | None:
+    """A commit id from metadata.json, or None: nothing else (an option, from
+    a hand-edited file) ever reaches git's command line."""
+    return value if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{4,64}", value) else None
+
+
 def code_section(runs: Sequence[ExperimentReader], labels: Sequence[str]) -> str:
     """``git diff --stat`` from the first run's commit to each other's, where
     the repository is there and has both commits."""
-    first = runs[0].metadata.get("git") or {}
-    top, base = first.get("toplevel"), first.get("sha")
+    first = layout.block(runs[0].metadata, "git")
+    top, base = _text(first.get("toplevel")), _sha(first.get("sha"))
     parts = []
     for run, label in zip(runs[1:], labels[1:], strict=True):
-        git = run.metadata.get("git") or {}
-        sha = git.get("sha")
+        git = layout.block(run.metadata, "git")
+        sha, toplevel = _sha(git.get("sha")), _text(git.get("toplevel"))
         if not base or not sha or sha == base:
             continue
         head = f"code from {labels[0]} ({base[:10]}) to {label} ({sha[:10]})"
-        repo = next((t for t in (top, git.get("toplevel")) if t and os.path.isdir(t)), None)
+        repo = next((t for t in (top, toplevel) if t and os.path.isdir(t)), None)
         if repo is None:
-            parts.append(f"{head}: the repository {top or git.get('toplevel')} is not here")
+            parts.append(f"{head}: the repository {top or toplevel} is not here")
             continue
         proc = _git(repo, "diff", "--stat", base, sha, "--")
         if proc.returncode != 0:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
+import warnings
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meticulous_hydra import layout
+from meticulous_hydra.exceptions import ReadWarning
 
 from .frame import run_id  # the id as load_experiments' index holds it, so the two join
 
@@ -35,11 +38,14 @@ _TAIL_MAX = 16 * 1024 * 1024
 
 def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The lines of one metrics.jsonl as dicts; a line cut short by a crash,
-    or anything else that is not a JSON object, is skipped."""
+    or anything else that is not a JSON object, is skipped. A metrics.jsonl
+    that is no regular file (a FIFO, a device) has none, with a ReadWarning."""
     try:
-        with open(path, "rb") as f:
-            body = f.read().strip()
+        body = layout.read_file(path, limit=None).strip()
     except FileNotFoundError:
+        return []
+    except OSError as e:
+        warnings.warn(f"{path}: {e.strerror or e}; its metrics are left out", ReadWarning, 2)
         return []
     if not body:
         return []
@@ -156,9 +162,7 @@ class _Long:
             pass  # steps that are not integers stay as they were logged
         if not pd.isna(steps).any() and isinstance(steps, pd.arrays.IntegerArray):
             steps = steps.to_numpy(dtype="int64")
-        times = pd.to_datetime(
-            pd.Series(self.times, dtype="object"), utc=True, format="ISO8601", errors="coerce"
-        )
+        times = _times(self.times)
         values = np.concatenate(
             self.values if self.numeric else [v.astype(object) for v in self.values]
         )
@@ -184,6 +188,26 @@ def _nested(record: dict[str, Any], dotted: str) -> bool:
     return True
 
 
+def wide_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One run's records one row per line, a column per key; ``time`` a UTC
+    datetime, as in the long shape."""
+    import pandas as pd  # ~175 ms: only when a frame is asked for
+
+    frame = pd.DataFrame(records)
+    if "time" in frame.columns:
+        frame["time"] = _times(frame["time"])
+    return frame
+
+
+def _times(values: Any) -> pd.Series:
+    """ISO 8601 texts as UTC datetimes (NaT where a line has none)."""
+    import pandas as pd
+
+    return pd.to_datetime(
+        pd.Series(values, dtype="object"), utc=True, format="ISO8601", errors="coerce"
+    )
+
+
 def frame_of(records: list[dict[str, Any]], name: str) -> pd.DataFrame:
     """One run's records in the long shape."""
     long = _Long()
@@ -204,12 +228,15 @@ def runs_frame(runs: Iterable[tuple[str, str, str]], *, with_root: bool) -> pd.D
 
 def last_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The last complete line of a metrics.jsonl, read from the end of the
-    file: the cost does not grow with the file."""
+    file: the cost does not grow with the file. None for no regular file."""
     try:
-        with open(path, "rb") as f:
-            return _last_line(f)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO never blocks
     except OSError:
         return None
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return _last_line(f)
 
 
 def _last_line(f: Any) -> dict[str, Any] | None:

@@ -167,6 +167,9 @@ class Experiment:
         if experiment_id is not None and not self.norecord:
             experiment_id = layout.validate_id(experiment_id)  # before git: bad input first
         layout.check_depth(dict(config or {}), "the config")
+        # nothing recorded would lose a value: two keys that would be one are refused
+        layout.check_keys(dict(config or {}), "config", "config")
+        layout.check_keys(dict(metadata or {}), "metadata", "metadata")
         redactor = self._redactor = Redactor(redact)
         redacted: list[str] = []
         plain = _plain_config(config)
@@ -481,8 +484,11 @@ class Experiment:
         if self.norecord:
             return
         layout.check_depth(dict(values), "the summary", NotSerializable)
+        layout.check_keys(dict(values), "summary", "summary", NotSerializable)
         converted = Redactor.scrub(layout.to_jsonable(dict(values), strict=True), self._secrets)
-        self._summary = layout.deep_merge(_copy_tree(self._summary), converted)
+        merged = layout.deep_merge(_copy_tree(self._summary), converted)
+        layout.check_keys(merged, "summary", "summary", NotSerializable)  # with what it had
+        self._summary = merged
         self._summary_written = self._write_summary()
 
     _summary_written = True
@@ -512,6 +518,7 @@ class Experiment:
         """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``."""
         if self.norecord:
             return
+        layout.check_keys(dict(metrics), "metrics", "", NotSerializable)
         record = {"step": step, "time": layout.now().isoformat()}
         try:
             record.update(layout.to_jsonable(dict(metrics), strict=True))

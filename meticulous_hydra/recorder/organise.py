@@ -26,7 +26,7 @@ import errno
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,15 +166,20 @@ def markers(run: str) -> dict[str, Any]:
         names = os.listdir(run)
     except OSError:
         names = []
-    tags = sorted(n[len(layout.TAG_PREFIX) :] for n in names if n.startswith(layout.TAG_PREFIX))
-    notes: tuple[str, ...] = ()
+    notes = ""
     if layout.NOTES in names:
         try:
-            with open(os.path.join(run, layout.NOTES), encoding="utf-8", errors="replace") as f:
-                notes = tuple(n.text for n in parse_notes(f.read()))
+            notes = layout.read_file(os.path.join(run, layout.NOTES)).decode("utf-8", "replace")
         except OSError:
-            pass
-    return {"tags": tuple(tags), "notes": notes, "archived": layout.ARCHIVED in names}
+            pass  # a FIFO or worse: no notes to show
+    return marks(names, notes)
+
+
+def marks(names: Collection[str], notes: str) -> dict[str, Any]:
+    """:func:`markers` of a folder holding ``names`` whose NOTES say ``notes``."""
+    tags = sorted(n[len(layout.TAG_PREFIX) :] for n in names if n.startswith(layout.TAG_PREFIX))
+    texts = tuple(n.text for n in parse_notes(notes)) if notes else ()
+    return {"tags": tuple(tags), "notes": texts, "archived": layout.ARCHIVED in names}
 
 
 # -- the trash -------------------------------------------------------------------

@@ -239,3 +239,75 @@ def test_hydra_and_argparse_runs_share_a_root(app_repo: Path) -> None:
     assert df.loc[3, "config.lr"] == 0.1 and df.loc[3, "config.layers"] == (64, 64)
     assert df.loc[1, "config.optimizer.lr"] == 0.01
     assert df["git.sha"].nunique() == 1 and not df["git.dirty"].any()
+
+
+def test_metrics_wide_times_are_utc_datetimes(tmp_path: Path) -> None:
+    exp = Experiment({}, root=tmp_path / "r", capture_output=False, code_dir=tmp_path)
+    for step in range(3):
+        exp.log({"loss": 1.0 / (step + 1)}, step=step)
+    exp.finish()
+    reader = ExperimentReader(exp.dir)
+    wide, long = reader.metrics_wide, reader.metrics
+    assert isinstance(wide["time"].dtype, pd.DatetimeTZDtype) and str(wide["time"].dt.tz) == "UTC"
+    assert wide["time"].tolist() == long["time"].tolist()
+    assert wide["time"].dtype == long["time"].dtype
+
+
+class Syscalls:
+    """The folders listed and the files opened under ``root``, seen through
+    Python's audit events (an audit hook stays for the process: it records
+    only while switched on)."""
+
+    hooked = False
+    current: Syscalls | None = None
+
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self.listed: list[str] = []
+        self.opened: list[str] = []
+        if not Syscalls.hooked:
+            sys.addaudithook(Syscalls._hook)
+            Syscalls.hooked = True
+
+    @staticmethod
+    def _hook(event: str, args: tuple) -> None:
+        self = Syscalls.current
+        if self is None or not args or not isinstance(args[0], str):
+            return
+        if not args[0].startswith(self.root):
+            return
+        if event == "open":
+            self.opened.append(args[0])
+        elif event in ("os.scandir", "os.listdir"):
+            self.listed.append(args[0])
+
+    def __enter__(self) -> Syscalls:
+        Syscalls.current = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        Syscalls.current = None
+
+
+def test_one_listing_a_folder_and_no_failed_opens(tmp_path: Path) -> None:
+    root = tmp_path / "experiments"
+    record(root, {"lr": 0.1}, {"loss": 0.5})
+    record(root, {"lr": 0.2}, status="ERROR")  # no summary.json
+    exp = record(root, {"lr": 0.3}, {"loss": 0.25})
+    (exp.dir / "TAG.best").touch()
+    (exp.dir / "NOTES").write_text("a note\n")
+    (root / "not-a-run").mkdir()
+    for cached in (False, True):
+        with Syscalls(root) as calls:
+            df = load_experiments(root, cache=cached)
+        assert df.loc[3, "tags"] == ("best",) and df.loc[3, "notes"] == ("a note",)
+        folders = [os.path.normpath(p) for p in calls.listed]
+        assert sorted(folders) == sorted({os.path.normpath(p) for p in calls.listed})
+        assert str(root / "2") in folders and str(root / "not-a-run") in folders
+        missing = [p for p in calls.opened if not os.path.exists(p)]
+        assert missing == []
+        assert sorted(os.path.basename(p) for p in calls.opened if "/2/" in p) == [
+            "STATUS",
+            "config.json",
+            "metadata.json",
+        ]

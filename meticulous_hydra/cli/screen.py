@@ -8,7 +8,9 @@ thousands of lines; colours and other escape sequences left out.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 # the end of a big file is enough for its last lines (a redrawn bar makes
@@ -108,7 +110,12 @@ def tail(path: Path, count: int) -> list[str]:
     if count <= 0:
         return []
     try:
-        with open(path, "rb") as f:
+        # only a regular file is read (a FIFO or device in its place reads as
+        # empty, as the reader has it): opened non-blocking, so a FIFO can't hang
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
             size = f.seek(0, 2)
             start = max(0, size - TAIL_BYTES)
             f.seek(start)

@@ -556,12 +556,17 @@ def main() -> int:
             )
         )
 
-        # incremental: 10 runs added, then one STATUS changed
+        # incremental: 10 runs added (three times: one sample is noise on a
+        # shared machine, the median is the figure), then one STATUS changed
         root = roots[10_000]
-        generate(root, 10, processes=1)
-        added = in_child(LOAD.format(root=str(root)), work, big["env"])
-        time.sleep(2.1)  # let the just-written folders age past the cache's racy window
-        in_child(LOAD.format(root=str(root)), work, big["env"])
+        times = []
+        for _ in range(3):
+            generate(root, 10, processes=1)
+            added = in_child(LOAD.format(root=str(root)), work, big["env"])
+            times.append(added["seconds"])
+            time.sleep(2.1)  # let the just-written folders age past the cache's racy window
+            in_child(LOAD.format(root=str(root)), work, big["env"])
+        added["seconds"] = sorted(times)[1]
         warm_again = median_child(LOAD.format(root=str(root)), work, 5, big["env"])
         from meticulous_hydra import layout
 
@@ -577,7 +582,7 @@ def main() -> int:
                 "s",
                 "ratio <= 2, change shown",
                 incr <= 2 * warm_again["seconds"]
-                and added["rows"] == 10_010
+                and added["rows"] == 10_030
                 and changed["status7"] == "INTERRUPTED",
             )
         )

@@ -53,8 +53,13 @@ def announce(
             line += f" (a new experiments root: {root})"
     if sys.stderr is None:
         return  # stderr was closed when Python started: it stays closed
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except OSError:
+        # its reader went away (`2>&1 | head -3`, a sweep's later job): the
+        # line reaches no one, and the run goes on as it would untracked
+        pass
 
 
 def notice(message: str) -> None:

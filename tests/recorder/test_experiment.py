@@ -647,3 +647,32 @@ def test_a_plain_experiment_says_where_it_records_on_the_terminal_only(repo: Pat
         "meticulous-hydra: resuming experiments/base, which had ended SUCCESS (restart 1)",
     ]
     assert (repo / "experiments/1/stderr").read_text() == ""
+
+
+BROKEN_STDERR_APP = """
+from meticulous_hydra import Experiment
+exp = Experiment({"a": 1}, root="experiments")
+print("started", flush=True)
+exp.finish()
+"""
+
+
+def test_a_stderr_whose_reader_went_away_before_the_start_is_no_refusal(tmp_path: Path) -> None:
+    # `python train.py 2>&1 | head -3`: the reader has gone before a later
+    # run (a sweep's next job) starts. Its recording line has no one to reach;
+    # the run starts and ends as it would untracked, never left RUNNING.
+    repo = make_repo(
+        tmp_path / "app", {"app.py": BROKEN_STDERR_APP, ".gitignore": "experiments/\n"}
+    )
+    read, write = os.pipe()
+    os.close(read)  # broken from the start
+    try:
+        proc = subprocess.run(
+            [sys.executable, "app.py"], cwd=repo, stderr=write, stdout=subprocess.PIPE, timeout=120
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 0 and proc.stdout == b"started\n", proc
+    assert status_of(repo / "experiments" / "1")[0] == "SUCCESS"
+    # the line meant for the terminal never lands in the run's own files
+    assert b"recording to" not in (repo / "experiments" / "1" / "stderr").read_bytes()

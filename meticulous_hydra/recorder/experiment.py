@@ -240,9 +240,11 @@ class Experiment:
                 raise
         try:
             self._start_recording(capture_output, previous)
-        except Exception:
-            # a run that cannot start is not one: the error goes to the caller
+        except Exception as e:
+            # a run that cannot start is not one: the error goes to the caller,
+            # and a STATUS it wrote says so (never RUNNING, later read as DIED)
             hooks.untrack(self)
+            self._end_unstarted(e)
             raise
         _watch_exec()
 
@@ -300,6 +302,14 @@ class Experiment:
         if capture_output:
             self._start_capture()
         threading.Thread(target=self._heartbeat, name="meticulous-heartbeat", daemon=True).start()
+
+    def _end_unstarted(self, error: Exception) -> None:
+        """The STATUS of a run whose start failed after its start files: ERROR."""
+        status = self.dir / layout.STATUS
+        with contextlib.suppress(OSError):  # the error being raised says more
+            if layout.parse_status(status.read_text())[0] == layout.RUNNING:
+                detail = f"the run could not start: {type(error).__name__}: {error}"
+                layout.write_status(status, layout.ERROR, detail)
 
     def _take_over_existing(self) -> None:
         """Continue an existing folder: same config and commit, or a clear error.

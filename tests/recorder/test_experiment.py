@@ -676,3 +676,55 @@ def test_a_stderr_whose_reader_went_away_before_the_start_is_no_refusal(tmp_path
     assert status_of(repo / "experiments" / "1")[0] == "SUCCESS"
     # the line meant for the terminal never lands in the run's own files
     assert b"recording to" not in (repo / "experiments" / "1" / "stderr").read_bytes()
+
+
+FD_LIMITED_APP = """
+import os, resource, sys
+from pathlib import Path
+from meticulous_hydra import Experiment
+from meticulous_hydra.recorder import provenance
+from meticulous_hydra.recorder.gitstate import read_git_state
+
+# read before the limit, as a sweep's launcher does: only the start is limited
+git = read_git_state(Path("."), allow_dirty=True, flag_hint="")
+provenance.installed_packages()
+import json, yaml
+extra = int(sys.argv[1])
+limit = len(os.listdir("/proc/self/fd")) + extra
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+try:
+    exp = Experiment._for_adapter({"a": 1}, root=f"experiments-{extra}", git_state=git)
+except Exception as e:
+    print("refused", type(e).__name__)
+    sys.exit(0)
+exp.finish()
+print("recorded")
+"""
+
+
+def test_a_run_that_cannot_start_is_never_left_running(tmp_path: Path) -> None:
+    # With few file descriptors left the start fails at one step or another
+    # (its folder, its start files, the capture's files and pipes): whatever
+    # the step, a folder it leaves says it ended ERROR, never RUNNING (which
+    # a reader takes for a crash).
+    files = {"app.py": FD_LIMITED_APP, ".gitignore": "experiments-*/\n"}
+    repo = make_repo(tmp_path / "app", files)
+    outcomes = []
+    for extra in range(16):
+        proc = subprocess.run(
+            [sys.executable, "app.py", str(extra)], cwd=repo, capture_output=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        outcomes.append(proc.stdout.split()[0].decode())
+        for folder in (repo / f"experiments-{extra}").glob("[0-9]*"):
+            if not (folder / "STATUS").exists():  # failed before its start files
+                assert not layout.is_experiment_dir(folder), extra  # no run, not listed
+                continue
+            status, detail = status_of(folder)
+            assert status != "RUNNING", (extra, proc.stdout)
+            if outcomes[-1] == "refused":
+                assert status == "ERROR" and "could not start" in detail, (extra, detail)
+    # the limit was tried on both sides, and inside the start
+    assert outcomes[0] == "refused" and outcomes[-1] == "recorded", outcomes
+    started = [e for e in range(16) if list((repo / f"experiments-{e}").glob("[0-9]*"))]
+    assert any(outcomes[e] == "refused" for e in started), outcomes

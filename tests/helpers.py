@@ -140,6 +140,35 @@ def watchdog(proc: subprocess.Popen, seconds: float = 120):
         timer.cancel()
 
 
+def start_blocked(repo: Path, args: list[str]) -> subprocess.Popen[str]:
+    """``python -Werror ARGS`` in ``repo``, in a session of its own (so that a
+    signal goes to its whole group, as from a terminal), whose task blocks
+    reading the FIFO ``repo/fifo`` (named by ``$BLOCK_FIFO``) until a test
+    opens it for writing. Output is piped, as text; waiting for the task to
+    be reached is the caller's."""
+    fifo = repo / "fifo"
+    os.mkfifo(fifo)
+    return subprocess.Popen(
+        [sys.executable, "-Werror", *args],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "BLOCK_FIFO": str(fifo)},
+    )
+
+
+def nested(depth: int) -> dict:
+    """``{"a": {"a": ... {}}}``, ``depth`` levels of mappings."""
+    tree: dict = {}
+    node = tree
+    for _ in range(depth):
+        node["a"] = {}
+        node = node["a"]
+    return tree
+
+
 def shared_once(tmp_path_factory: Any, name: str, make: Callable[[Path], Any]) -> tuple[Path, Any]:
     """``make(folder)`` run once per test session, even under pytest-xdist,
     whose workers share the parent of their temp dirs: the first worker to

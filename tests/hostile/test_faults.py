@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import in_mount_namespace, make_repo, run_python, status_of, watchdog, write_script
+from helpers import (
+    in_mount_namespace,
+    make_repo,
+    run_python,
+    start_blocked,
+    status_of,
+    watchdog,
+    write_script,
+)
 
 from meticulous_hydra import Experiment, RecordingError, load_experiments
 from meticulous_hydra.cli import summary as summary_cli
@@ -200,24 +208,14 @@ def test_interrupted_runs_end_interrupted(
     app = make_repo(
         tmp_path / "app", {"app.py": BLOCKING_APP, ".gitignore": "multirun/\noutputs/\nfifo\n"}
     )
-    fifo = app / "fifo"
-    os.mkfifo(fifo)
-    args = [sys.executable, "-Werror", "app.py"]
+    args = ["app.py"]
     if launcher is None:
         args += ["hydra/callbacks=meticulous", "+x=1"]
     else:
         args += ["-m", "hydra/callbacks=meticulous", f"hydra/launcher={launcher}", "+x=1,2"]
         if launcher == "joblib":
             args.append("hydra.launcher.n_jobs=2")
-    proc = subprocess.Popen(
-        args,
-        cwd=app,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "BLOCK_FIFO": str(fifo)},
-    )
+    proc = start_blocked(app, args)
     with watchdog(proc):
         seen = ""
         while seen.count("ready") < jobs:  # every job is inside its task

@@ -16,6 +16,7 @@ from helpers import (
     go_together,
     in_mount_namespace,
     make_repo,
+    nested,
     record,
     run_python,
     status_of,
@@ -230,11 +231,7 @@ def test_every_run_carries_the_mark_and_old_runs_still_read(root: Path) -> None:
 
 
 def test_a_config_900_levels_deep_is_one_recording_error(tmp_path: Path) -> None:
-    config: dict = {}
-    node = config
-    for _ in range(900):
-        node["a"] = {}
-        node = node["a"]
+    config = nested(900)
     with pytest.raises(RecordingError, match="nested 900 levels deep") as caught:
         Experiment(config, root=tmp_path / "experiments", capture_output=False, code_dir=tmp_path)
     assert "a.a.a" in str(caught.value)
@@ -453,11 +450,7 @@ def test_a_claim_left_by_a_dead_rerun_is_taken_over(tmp_path: Path) -> None:
 def test_a_summary_or_metrics_too_deep_are_refused_by_name(tmp_path: Path) -> None:
     from meticulous_hydra import NotSerializable
 
-    deep: dict = {}
-    node = deep
-    for _ in range(2000):
-        node["k"] = {}
-        node = node["k"]
+    deep = nested(2000)
     with Experiment(
         {}, root=tmp_path / "experiments", capture_output=False, code_dir=tmp_path
     ) as exp:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import make_repo, status_of, watchdog
+from helpers import make_repo, start_blocked, status_of, watchdog
 
 from meticulous_hydra import load_experiments
 from meticulous_hydra.reader.reader import ReadWarning
@@ -245,17 +245,7 @@ exp.finish()
 
 def _blocked(repo: Path, *args: str) -> subprocess.Popen[str]:
     """``app.py ARGS`` in a session of its own, once it blocks in its task."""
-    fifo = repo / "fifo"
-    os.mkfifo(fifo)
-    proc = subprocess.Popen(
-        [sys.executable, "-Werror", "app.py", *args],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env={**os.environ, "BLOCK_FIFO": str(fifo)},
-    )
+    proc = start_blocked(repo, ["app.py", *args])
     with watchdog(proc):
         assert proc.stdout.readline() == "ready\n", proc.stderr.read()
     return proc

@@ -123,7 +123,15 @@ run_daemon() {
         setsid setpriv --reuid="$user" --regid="$user" --init-groups "$@" \
             </dev/null >>"$STATE/$name.log" 2>&1 &
     fi
-    echo $! >"$STATE/$name.pid"
+    local pid=$! deadline=$((SECONDS + 10))
+    echo "$pid" >"$STATE/$name.pid"
+    # $! is a fork of this shell, then setsid, then setpriv, until the exec of
+    # the daemon: wait for that exec (or the end), else pid_of, seeing another
+    # name, takes a daemon that is starting for one that has exited
+    while [ "$(cat "/proc/$pid/comm" 2>/dev/null)" != "$name" ] && kill -0 "$pid" 2>/dev/null &&
+        ! grep -q '^State:.*zombie' "/proc/$pid/status" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.01
+    done
 }
 
 write_config() {
@@ -245,6 +253,9 @@ start() {
     wait_for 60 "" "sacct" sacct -n -X -S now
     say "up in ${SECONDS}s: SLURM $(sinfo -V | cut -d' ' -f2), node $NODE idle, state in $STATE"
 }
+
+# sourced (tests/test_slurm_start.py): the functions only
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
 case "${1:-start}" in
 start) start ;;

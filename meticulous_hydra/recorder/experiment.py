@@ -525,10 +525,23 @@ class Experiment:
             ) from e
 
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``."""
+        """Append one line to metrics.jsonl: the metrics with ``step`` and ``time``
+        (a metric named ``step`` is the step; none may be named ``time``)."""
         if self.norecord:
             return
         layout.check_keys(dict(metrics), "metrics", "", NotSerializable)
+        # "step" and "time" are the line's own: a metric of either name would
+        # take their place unseen. A metric "step" is the step, given once.
+        if "time" in metrics:
+            raise NotSerializable(
+                'the metric "time" would replace the time metrics.jsonl records on each '
+                "line: rename it (epoch_time, say)"
+            )
+        if "step" in metrics and step is not None and metrics["step"] != step:
+            raise NotSerializable(
+                f'two steps for one line, step={step!r} and the metric "step" '
+                f"{metrics['step']!r}: give one"
+            )
         record = {"step": step, "time": layout.now().isoformat()}
         try:
             record.update(layout.to_jsonable(dict(metrics), strict=True))

@@ -309,6 +309,22 @@ def test_summary_and_metrics_keys_that_clash_are_refused(tmp_path: Path) -> None
     assert (exp.dir / "metrics.jsonl").read_text().count("\n") == 1
 
 
+def test_a_metric_never_replaces_the_step_or_time_of_its_line(tmp_path: Path) -> None:
+    # each line of metrics.jsonl holds "step" and "time" beside the metrics:
+    # a metric of either name would silently take their place
+    exp = Experiment({"lr": 0.1}, root=tmp_path / "e", capture_output=False, code_dir=tmp_path)
+    with pytest.raises(NotSerializable, match=r"the metric \"time\" .* rename it"):
+        exp.log({"loss": 1.0, "time": 3.5}, step=1)
+    with pytest.raises(NotSerializable, match=r"step=2 and the metric \"step\" 3"):
+        exp.log({"loss": 1.0, "step": 3}, step=2)
+    exp.log({"loss": 0.5, "step": 4})  # the step as a metric: the line's step
+    exp.log({"loss": 0.4, "step": 5}, step=5)  # given twice, alike
+    exp.finish()
+    lines = [json.loads(line) for line in (exp.dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(line["step"], line["loss"]) for line in lines] == [(4, 0.5), (5, 0.4)]
+    assert all(isinstance(line["time"], str) for line in lines)
+
+
 def test_the_reader_keeps_both_values_of_keys_written_by_hand(tmp_path: Path) -> None:
     root = tmp_path / "experiments"
     record(root, {"lr": 0.1})

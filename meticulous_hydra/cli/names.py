@@ -20,6 +20,9 @@ from meticulous_hydra.exceptions import QueryError
 #: The sections a short name leaves out; a config group's choice before the
 #: rest of the metadata, so that ``metadata.hydra.choices.model`` is ``model``.
 SECTIONS = ("config.", "summary.", "metadata.hydra.choices.", "metadata.")
+#: The run id's name (the frame's index, a column of the exports): never a
+#: column's short name, so ``metadata.id`` is printed whole.
+INDEX = "id"
 
 
 def _short(column: str) -> str:
@@ -41,7 +44,8 @@ def short_names(columns: Iterable[str]) -> dict[str, str]:
     out = {}
     for column in known:
         short = _short(column)
-        out[column] = short if _candidates(short, known) == [column] else column
+        unique = short != INDEX and _candidates(short, known) == [column]
+        out[column] = short if unique else column
     return out
 
 

@@ -55,6 +55,8 @@ _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _HABITS = (
     (re.compile(r"&&"), "write and instead of &&"),
     (re.compile(r"\|\|"), "write or instead of ||"),
+    (re.compile(r"=>"), "write >= instead of =>"),
+    (re.compile(r"=<"), "write <= instead of =<"),
     (re.compile(r"(?<![=!<>])=(?!=)"), "compare with ==, not ="),
     (re.compile(r"!(?!=)"), "write not instead of !"),
 )
@@ -148,6 +150,12 @@ def _arithmetic(op: type, left: Any, right: Any) -> Any:
     return pd.Series(out, index=columns[0].index, dtype=object)
 
 
+def _is_column(value: Any) -> bool:
+    import pandas as pd  # loaded already: a frame is being filtered
+
+    return isinstance(value, pd.Series)
+
+
 def _dotted(node: ast.AST) -> str | None:
     if isinstance(node, ast.Name):
         return node.id
@@ -163,7 +171,7 @@ class _Evaluator:
         self.columns = [str(c) for c in frame.columns]
         self.quoted = quoted
 
-    def column(self, name: str) -> pd.Series:
+    def column(self, name: str, compared_with_column: bool = False) -> pd.Series:
         import pandas as pd  # ~175 ms: loaded when a frame is built, not at import
 
         quoted = name in self.quoted
@@ -174,7 +182,7 @@ class _Evaluator:
         try:
             return self.frame[resolve_column(name, self.columns)]
         except QueryError as e:
-            if quoted or "did you mean" in str(e):
+            if quoted or not compared_with_column or "did you mean" in str(e):
                 raise
             # status == SUCCESS: a value written without quotes
             raise QueryError(
@@ -233,7 +241,11 @@ class _Evaluator:
         result = None
         left, left_node = self.eval(node.left), node.left
         for op, right_node in zip(node.ops, node.comparators, strict=True):
-            right = self.eval(right_node)
+            name = _dotted(right_node)
+            if name is not None and name not in ("true", "false") and _is_column(left):
+                right = self.column(name, compared_with_column=True)
+            else:
+                right = self.eval(right_node)
             if isinstance(op, (ast.In, ast.NotIn)):
                 part = _contains(right, left) if _lists(right) else _isin(left, right)
                 part = ~part if isinstance(op, ast.NotIn) else part

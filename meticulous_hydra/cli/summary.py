@@ -211,6 +211,7 @@ def group_rows(frame: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     out = out.reset_index()
     # their mean and std print as integers where they are whole (mean_std_text)
     out.attrs["integers"] = [c for c in numeric if pd.api.types.is_integer_dtype(frame[c])]
+    out.attrs["keys"] = names
     return out
 
 
@@ -487,12 +488,14 @@ def _output(args: argparse.Namespace) -> str:
     priority: list[str] = []
     if args.group_by:
         frame = group_rows(frame, args.group_by)
+        keys = frame.attrs["keys"]
         if args.sort:
             frame = sort_rows(frame, args.sort)
         if not export:
             frame = mean_std_text(frame)
-        if args.columns:
-            frame = frame[pattern_columns(frame, args.columns)]
+        if args.columns:  # the keys name each group, as an id names a run: always shown
+            chosen = pattern_columns(frame, args.columns)
+            frame = frame[[*keys, *(c for c in chosen if c not in keys)]]
         names = short_names(str(c) for c in frame.columns)
     else:
         # a name means one column whatever is on screen: among them all
@@ -507,7 +510,7 @@ def _output(args: argparse.Namespace) -> str:
             columns, priority = default_layout(frame)
         frame, columns = follow.decorate(frame, columns, roots, args, chosen=bool(args.columns))
         frame = frame[columns]
-    if frame.empty:
+    if not len(frame.index):  # not frame.empty: --columns id leaves rows and no column
         return "no experiments match\n"
     # Fit the terminal when there is one (or COLUMNS says how wide it is);
     # files and pipes get whole values; --all every column, however wide.

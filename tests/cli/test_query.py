@@ -135,6 +135,12 @@ def test_a_name_two_columns_share_is_printed_and_typed_whole(
         ("'best' == tags", "tags holds lists"),
         ("3 in seed", "'in' takes a list"),
         ("status == 'a=b' and", "invalid syntax"),  # an = inside a value is no hint
+        ("seed => 1", "write >= instead of =>"),
+        ("seed =< 1", "write <= instead of =<"),
+        ("status == SUCCESS", "did you mean 'SUCCESS' (a value, quoted)?"),
+        # a name unknown and compared with a value is no value: the columns' list helps
+        ("seed > 0 and bs == 64", "unknown column 'bs'; list them with --list-columns"),
+        ("'mlp' == net", "unknown column 'net'; list them with --list-columns"),
     ],
 )
 def test_a_filter_in_other_habits_says_what_to_write(
@@ -144,6 +150,23 @@ def test_a_filter_in_other_habits_says_what_to_write(
     with pytest.raises(QueryError) as caught:
         filter_frame(frame, expression)
     assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_run_id_is_the_one_column_named_id(tmp_path: Path, capsys) -> None:
+    # metadata.id holds the id too: printed short it was a second "id"
+    root = tmp_path / "experiments"
+    record(root, {"lr": 0.1})
+    record(root, {"lr": 0.2})
+    assert summary_cli.main([str(root), "--columns", "id", "--no-pager"]) == 0
+    assert capsys.readouterr().out.split() == ["id", "----", "1", "2"]
+    assert summary_cli.main([str(root), "--list-columns"]) == 0
+    listed = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["metadata.id"] in listed and not any(line[0] == "id" for line in listed)
+    assert summary_cli.main([str(root), "--all", "--no-pager"]) == 0
+    head = capsys.readouterr().out.splitlines()[0].split()
+    assert head.count("id") == 1 and "metadata.id" in head
+    assert summary_cli.main([str(root), "--columns", "metadata.id", "--no-pager"]) == 0
+    assert capsys.readouterr().out.split()[:2] == ["id", "metadata.id"]
 
 
 def test_tags_take_membership(tmp_path: Path, capsys) -> None:

@@ -332,6 +332,13 @@ def test_group_by_counts_failures_and_averages_successes(cli) -> None:
         head = header(out)
         assert head[: len(keys) + 2] == [*keys, "n", "failed"] and "id" not in head
         assert "±" in out
+    # the keys name each row, as the id does: --columns chooses what follows them
+    for columns in (["loss"], ["id"], ["n", "model.name"]):
+        code, out, err = cli("--group-by", "model.name", "--columns", *columns)
+        assert code == 0, err
+        head = header(out)
+        assert head == ["model.name", *(c for c in columns if c not in ("id", "model.name"))]
+        assert len(out.splitlines()) == 2 + 3  # mlp, resnet, and the runs with no model
 
 
 # -- arguments -----------------------------------------------------------------------

@@ -50,10 +50,10 @@ def main() -> int:
             f"\nthe sweep recorded {recorded} runs, not {JOBS}: see its message above", flush=True
         )
         return 1
-    print(
-        f"\n(the sweep exited with {rc}: Hydra reports the diverged jobs; all {JOBS} are recorded)\n",
-        flush=True,
-    )
+    # joblib stops at the first failed job (its traceback is Hydra's): say so
+    # only when a job failed
+    why = ": Hydra reports the diverged jobs" if rc else ""
+    print(f"\n(the sweep exited with {rc}{why}; all {JOBS} are recorded)\n", flush=True)
     summary = Path(sys.executable).with_name("meticulous-summary")
     for extra in ([], ["--group-by", "model.name", "optimizer.lr"]):
         command = [str(summary), root, "--sweep", "latest", "--no-pager", *extra]

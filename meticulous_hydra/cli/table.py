@@ -78,6 +78,13 @@ def _cell_text(value: Any) -> str:
     return str(value).replace("\n", " ")
 
 
+def _is_number(series: pd.Series) -> bool:
+    import pandas as pd  # loaded already: a frame is being drawn
+
+    dtype = series.dtype
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
 def _cells(column: str, series: pd.Series, width: int) -> list[str]:
     """The column's values as table text: each distinct value formatted once."""
     import numpy as np  # with pandas (~175 ms): loaded when a frame is built, not at import
@@ -106,12 +113,15 @@ def _cells(column: str, series: pd.Series, width: int) -> list[str]:
 FAST_FORMATS = ("simple", "plain", "github")
 
 
-def fast_table(columns: list[list[str]], heads: list[str], fmt: str) -> str | None:
-    """What ``tabulate(rows, heads, fmt, disable_numparse=True)`` prints for
-    the FAST_FORMATS, built a column at a time: tabulate looks at every cell
-    for its type and its invisible characters, which takes most of a second
-    on 10,000 runs. None when a cell is not plain ASCII (wide characters,
-    terminal codes), which is left to tabulate."""
+def fast_table(
+    columns: list[list[str]], heads: list[str], fmt: str, right: Sequence[bool] = ()
+) -> str | None:
+    """What ``tabulate(rows, heads, fmt, disable_numparse=True, colalign=...)``
+    prints for the FAST_FORMATS, the columns flagged in ``right`` aligned
+    right, built a column at a time: tabulate looks at every cell for its
+    type and its invisible characters, which takes most of a second on 10,000
+    runs. None when a cell is not plain ASCII (wide characters, terminal
+    codes), which is left to tabulate."""
     if not all(h.isascii() and h.isprintable() for h in heads):
         return None
     widths = []
@@ -121,8 +131,11 @@ def fast_table(columns: list[list[str]], heads: list[str], fmt: str) -> str | No
             return None
         widths.append(max(len(head) + 2, max(map(len, cells), default=0)))
     # pad a column at a time, then join rows: all in C, no per-cell Python
-    padded = [list(map(str.ljust, c, repeat(w))) for c, w in zip(columns, widths, strict=True)]
-    header = [h.ljust(w) for h, w in zip(heads, widths, strict=True)]
+    # no rows: tabulate aligns no header right
+    flags = list(right) if any(columns) else []
+    pads = [str.rjust if r else str.ljust for r in flags + [False] * (len(heads) - len(flags))]
+    padded = [list(map(p, c, repeat(w))) for p, c, w in zip(pads, columns, widths, strict=True)]
+    header = [p(h, w) for p, h, w in zip(pads, heads, widths, strict=True)]
     if fmt == "github":
         rows = ["| " + row + " |" for row in map(" | ".join, [header, *zip(*padded, strict=True)])]
         rows.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
@@ -181,17 +194,22 @@ def render_table(
     cells = {c: _cells(c, frame[c], cell_width) for c in columns}
     heads = {c: printable((names or short_names(columns)).get(c, c)) for c in columns}
 
+    # numbers aligned right, as pandas and a spreadsheet show them
+    numbers = {c for c in columns if _is_number(frame[c])}
+
     def draw(chosen: list[str]) -> str:
         head_row = [*first_heads, *(heads[c] for c in chosen)]
+        right = [False] * len(first_heads) + [c in numbers for c in chosen]
         if fmt in FAST_FORMATS:
             by_column = [[r[0] for r in first]] if index else []
-            text = fast_table([*by_column, *(cells[c] for c in chosen)], head_row, fmt)
+            text = fast_table([*by_column, *(cells[c] for c in chosen)], head_row, fmt, right)
             if text is not None:
                 return text
         from tabulate import tabulate  # ~30 ms: only for the other formats
 
         rows = [[*first[i], *(cells[c][i] for c in chosen)] for i in range(len(frame))]
-        return tabulate(rows, headers=head_row, tablefmt=fmt, disable_numparse=True)
+        align = ["right" if r else "left" for r in right]
+        return tabulate(rows, headers=head_row, tablefmt=fmt, disable_numparse=True, colalign=align)
 
     if not width_limit or not fit:
         return draw(columns)

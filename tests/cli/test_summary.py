@@ -170,10 +170,29 @@ def test_the_fast_tables_are_tabulates() -> None:
         heads = [rng.choice(["id", "status", "a", "loss", "x.y.z"]) for _ in range(width)]
         columns = [[rng.choice(texts) for _ in range(height)] for _ in range(width)]
         rows = [list(r) for r in zip(*columns, strict=True)]
+        right = [rng.random() < 0.5 for _ in range(width)]  # a column of numbers
+        align = ["right" if r else "left" for r in right]
         for fmt in table.FAST_FORMATS:
-            expected = tabulate(rows, headers=heads, tablefmt=fmt, disable_numparse=True)
-            assert table.fast_table(columns, heads, fmt) == expected
+            expected = tabulate(
+                rows, headers=heads, tablefmt=fmt, disable_numparse=True, colalign=align
+            )
+            assert table.fast_table(columns, heads, fmt, right) == expected
     assert table.fast_table([["日本"]], ["id"], "simple") is None  # wide: left to tabulate
+
+
+def test_numbers_are_right_aligned(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "experiments"
+    record(root, {"lr": 0.1, "name": "a"}, {"steps": 7})
+    record(root, {"lr": 0.001, "name": "bbbbbbbb"}, {"steps": 1200})
+    for fmt in ("simple", "github", "grid"):  # grid: drawn by tabulate
+        argv = [str(root), "--columns", "lr", "name", "steps", "--format", fmt, "--no-pager"]
+        assert summary_cli.main(argv) == 0
+        out = capsys.readouterr().out
+        one, two = [line for line in out.splitlines() if line.strip(" |").startswith(("1 ", "2 "))]
+        # a number column ends where its numbers end; text columns start together
+        assert one.index(" 0.1 ") + 4 == two.index(" 0.001 ") + 6, (fmt, out)
+        assert one.index(" 7") + 2 == two.index(" 1200") + 5, (fmt, out)
+        assert one.index(" a ") == two.index(" bbbbbbbb "), (fmt, out)
 
 
 # -- ids --------------------------------------------------------------------------

@@ -92,19 +92,32 @@ def job_state(job: str) -> tuple[str, str]:
     return state, reason
 
 
-def wait_until(condition: Callable[[], object], seconds: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail saying ``what`` was awaited."""
+def wait_until(
+    condition: Callable[[], object],
+    seconds: float,
+    what: str,
+    seen: Callable[[], object] | None = None,
+) -> None:
+    """Poll ``condition`` until it holds; fail saying ``what`` was awaited
+    (and what ``seen`` tells of the state it was in)."""
     deadline = time.monotonic() + seconds
     while not condition():
         if time.monotonic() > deadline:
             queue = subprocess.run(["squeue"], capture_output=True, text=True).stdout
-            raise AssertionError(f"not within {seconds:.0f}s: {what}\nsqueue:\n{queue}")
+            state = f"\nseen: {seen()!r}" if seen is not None else ""
+            raise AssertionError(f"not within {seconds:.0f}s: {what}{state}\nsqueue:\n{queue}")
         time.sleep(0.3)
 
 
 def start_now(job: str) -> None:
     """A requeued job waits ~2 minutes (BeginTime): start it as soon as it is pending."""
     wait_until(lambda: job_state(job)[0] == "PENDING", 60, f"job {job} back in the queue")
+    # SLURM revoked the job's credential as it requeued it, and kills a start
+    # whose new credential bears that same second ("Killing non-startable batch
+    # JobId=N: Job credential revoked"; the ~2 minutes are there to let it
+    # pass): start it once the clock has left the second the requeue was in
+    pending_at = int(time.time())
+    wait_until(lambda: int(time.time()) > pending_at, 5, "the second of the requeue over")
     slurm("scontrol", "update", f"JobId={job}", "StartTime=now")
 
 
@@ -325,6 +338,9 @@ TIMEOUT_2MIN = (
     "hydra.launcher.timeout_min=2",
     "hydra.launcher.signal_delay_s=40",
 )
+# ... and at the latest at the limit itself (seen on a loaded machine: 118 s
+# after the job started to record): what a test waits for the end of time
+LIMIT_REACHED = 2 * 60 + 60
 
 
 def test_timeout_requeued_by_submitit(lab: Lab) -> None:
@@ -332,7 +348,7 @@ def test_timeout_requeued_by_submitit(lab: Lab) -> None:
     proc = lab.sweep("+x=1", f"+hold={HOLD}", *TIMEOUT_2MIN, "hydra.launcher.max_num_timeout=1")
     folder = one_folder(lab)
     job = slurm_job(folder)
-    wait_until(lambda: status(folder) == "REQUEUED", 120, "the timed-out run REQUEUED")
+    wait_until(lambda: status(folder) == "REQUEUED", LIMIT_REACHED, "the timed-out run REQUEUED")
     told = detail(folder)
     assert told == (
         f"SIGUSR2: SLURM job {job} reached its time limit (2 min); submitit requeued it"
@@ -352,7 +368,7 @@ def test_timeout_not_requeued_is_a_timeout(lab: Lab) -> None:
     proc = lab.sweep("+x=1", f"+hold={HOLD}", *TIMEOUT_2MIN)  # max_num_timeout=0
     folder = one_folder(lab)
     job = slurm_job(folder)
-    wait_until(lambda: status(folder) == "TIMEOUT", 120, "the run TIMEOUT")
+    wait_until(lambda: status(folder) == "TIMEOUT", LIMIT_REACHED, "the run TIMEOUT")
     told = detail(folder)
     assert told.startswith(f"SIGUSR2: SLURM job {job} reached its time limit (2 min); not requeued")
     assert "Traceback" not in told
@@ -471,6 +487,10 @@ def test_sbatch_requeue_without_an_id_records_a_new_run(lab: Lab) -> None:
         lambda: [status(f) for f in folders(lab.root)] == ["INTERRUPTED", "SUCCESS"],
         120,
         "the requeued job recorded anew",
+        seen=lambda: (
+            [(f.name, status(f), detail(f)) for f in folders(lab.root)],
+            (lab.repo / "logs" / f"{job}.out").read_text(errors="replace")[-3000:],
+        ),
     )
 
 

@@ -67,6 +67,8 @@ TIMEOUT = "TIMEOUT"
 # The scheduler put the job back in its queue: it runs again, in this folder.
 REQUEUED = "REQUEUED"
 DIED = "DIED"
+# The reader could not tell (a STATUS missing or damaged): read_error says why.
+UNKNOWN = "UNKNOWN"
 FINAL_STATUSES = (SUCCESS, ERROR, INTERRUPTED, TIMEOUT)
 STATUSES = (RUNNING, REQUEUED, *FINAL_STATUSES)
 

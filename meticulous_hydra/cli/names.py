@@ -61,6 +61,12 @@ def resolve(name: str, columns: Sequence[str]) -> str:
     if found:
         raise QueryError(f"{name!r} may be {' or '.join(found)}; write the whole name")
     printed = short_names(columns)
+    # a section that is not the column's (config.loss for summary.loss): the
+    # columns of that name, as they are printed
+    tails = [name[len(s) :] for s in SECTIONS if name.startswith(s) and len(name) > len(s)]
+    moved = list(dict.fromkeys(printed[c] for t in tails for c in _candidates(t, known)))
+    if moved:
+        raise QueryError(f"unknown column {name!r}; did you mean {' or '.join(moved[:3])}?")
     # both spellings are matched; each column is suggested once, as it matched
     spelled = {**{p: c for c, p in printed.items()}, **{c: c for c in known}}
     close = difflib.get_close_matches(name, list(spelled), n=6, cutoff=0.6)

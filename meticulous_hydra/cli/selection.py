@@ -120,6 +120,10 @@ def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
             raise UsageError(f"no sweep {sweep_id!r}; recent sweeps: {', '.join(known) or 'none'}")
         frame = frame[frame["sweep.id"] == sweep_id]
     statuses = [s.upper() for s in words(args.status)]
+    statuses_known = (*layout.STATUSES, layout.DIED, layout.UNKNOWN)
+    for status in statuses:
+        if status not in statuses_known:  # else a typo reads as "no such runs"
+            raise UsageError(f"unknown status {status!r}; a run is {', '.join(statuses_known)}")
     if statuses:
         frame = frame[frame["status"].isin(statuses)]
     if args.filter:
@@ -135,7 +139,7 @@ def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
         frame = frame[carries.astype(bool)]
     last = getattr(args, "last", None)
     if last is not None:
-        if last < 0:
+        if last < 1:
             raise UsageError("--last takes a positive number")
         # the most recently started runs, shown in id order
         recent = frame.sort_values("start_time", kind="stable", na_position="first")

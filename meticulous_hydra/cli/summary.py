@@ -438,10 +438,14 @@ def _check_format(fmt: str) -> None:
     from tabulate import tabulate_formats  # ~30 ms: only for the other table formats
 
     if fmt not in tabulate_formats:
-        close = difflib.get_close_matches(fmt, [*tabulate_formats, *_EXTRA_FORMATS], n=1)
-        raise UsageError(
-            f"unknown format {fmt!r}" + (f"; did you mean {close[0]}?" if close else "")
-        )
+        every = [
+            *_EXTRA_FORMATS,
+            *FAST_FORMATS,
+            *(f for f in tabulate_formats if f not in FAST_FORMATS),
+        ]
+        close = difflib.get_close_matches(fmt, every, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(every)}"
+        raise UsageError(f"unknown format {fmt!r}; {hint}")
 
 
 def _shaped(args: argparse.Namespace, selecting: bool = True) -> bool:

@@ -10,6 +10,7 @@ import datetime
 import io
 import json
 import math
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from itertools import repeat
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 _MAX_CELL = 40
 _MIN_CUT = 16  # a text column is cut down to this to fit, rather than dropped
+# a number as the table prints it, or --group-by's "mean ± std" of numbers
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?|[-+]?inf|nan"
+_NUMBER_TEXT = re.compile(rf"(?:{_NUMBER})(?: ± (?:{_NUMBER}))?")
 
 
 def is_missing(value: Any) -> bool:
@@ -83,6 +87,13 @@ def _is_number(series: pd.Series) -> bool:
 
     dtype = series.dtype
     return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+
+
+def _number_texts(cells: list[str]) -> bool:
+    """Whether a column of text holds numbers only (``--group-by``'s
+    statistics): aligned right, and never cut, as numbers are."""
+    present = [c for c in cells if c]
+    return bool(present) and all(_NUMBER_TEXT.fullmatch(c) for c in present)
 
 
 def _cells(column: str, series: pd.Series, width: int) -> list[str]:
@@ -190,12 +201,12 @@ def render_table(
     else:
         first, first_heads = [[] for _ in range(len(frame))], []
     columns = [str(c) for c in frame.columns]
-    cell_width = _MAX_CELL if width_limit else 10**6
+    cell_width = _MAX_CELL if width_limit and fit else 10**6  # --all: whole values
     cells = {c: _cells(c, frame[c], cell_width) for c in columns}
     heads = {c: printable((names or short_names(columns)).get(c, c)) for c in columns}
 
     # numbers aligned right, as pandas and a spreadsheet show them
-    numbers = {c for c in columns if _is_number(frame[c])}
+    numbers = {c for c in columns if _is_number(frame[c]) or _number_texts(cells[c])}
 
     def draw(chosen: list[str]) -> str:
         head_row = [*first_heads, *(heads[c] for c in chosen)]
@@ -227,7 +238,7 @@ def render_table(
     kept: list[str] = []
     for c in order:
         room = width_limit - total - sep
-        if width(c) > room >= max(_MIN_CUT, len(heads[c]) + 2):
+        if width(c) > room >= max(_MIN_CUT, len(heads[c]) + 2) and c not in numbers:
             # long text (an error line, a path): cut to the room left
             cells[c] = [t if len(t) <= room else t[: room - 1] + "…" for t in cells[c]]
         if total + sep + width(c) > width_limit:

@@ -325,11 +325,11 @@ class ExperimentReader:
             data = self._read(layout.STATUS)
         except OSError as e:
             self.read_errors.append(f"STATUS: {e.strerror or e}")
-            return "UNKNOWN", ""
+            return layout.UNKNOWN, ""
         if data is None:
             if not self.metadata:
                 self.read_errors.append("STATUS: missing")
-                return "UNKNOWN", ""
+                return layout.UNKNOWN, ""
             # killed while starting: metadata.json is written before STATUS
             status, detail = layout.RUNNING, ""
         else:
@@ -337,9 +337,9 @@ class ExperimentReader:
         if status not in layout.STATUSES:
             if not status:
                 self.read_errors.append("STATUS: empty")
-                return "UNKNOWN", detail
+                return layout.UNKNOWN, detail
             self.read_errors.append(f"STATUS: unexpected first line {status[:40]!r}")
-            return "UNKNOWN", detail
+            return layout.UNKNOWN, detail
         if status == layout.RUNNING and self._is_dead():
             return layout.DIED, "no sign of life: the process is gone"
         return status, detail
@@ -432,7 +432,7 @@ class ExperimentReader:
             return self._row()
         except Exception as e:  # a damaged run is one row, never the whole read
             self.read_errors.append(f"unreadable ({type(e).__name__}: {e})")
-            return {"status": "UNKNOWN", "read_error": "; ".join(self.read_errors)}
+            return {"status": layout.UNKNOWN, "read_error": "; ".join(self.read_errors)}
 
     def _row(self) -> dict[str, Any]:
         meta = self.metadata

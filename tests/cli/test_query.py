@@ -141,6 +141,8 @@ def test_a_name_two_columns_share_is_printed_and_typed_whole(
         # a name unknown and compared with a value is no value: the columns' list helps
         ("seed > 0 and bs == 64", "unknown column 'bs'; list them with --list-columns"),
         ("'mlp' == net", "unknown column 'net'; list them with --list-columns"),
+        # a section that is not the column's: the column as it is named
+        ("config.loss < 1", "unknown column 'config.loss'; did you mean loss?"),
     ],
 )
 def test_a_filter_in_other_habits_says_what_to_write(

@@ -360,6 +360,38 @@ def test_group_by_counts_failures_and_averages_successes(cli) -> None:
         assert len(out.splitlines()) == 2 + 3  # mlp, resnet, and the runs with no model
 
 
+def test_group_statistics_are_numbers_never_cut_and_aligned_right() -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"name": ["a-long-text-value-xx", "b"], "loss": ["0.9372 ± 3.618e-04", "2.166"]}
+    )
+    # 39 columns leave "loss" 17 of the 18 it needs: text would be cut to fit
+    text = table.render_table(frame, "simple", 39, index=False, priority=["name", "loss"])
+    assert "…" not in text.split("\n(")[0]
+    assert "hidden to fit the terminal: loss" in " ".join(text.split())
+    one, two = table.render_table(frame, "simple", 80, index=False).splitlines()[2:]
+    assert one.endswith("0.9372 ± 3.618e-04") and two.endswith(" 2.166")
+    assert len(one) == len(two)  # a number column: its cells end together
+
+
+def test_options_that_would_select_nothing_say_so(cli) -> None:
+    code, _, err = cli("--status", "FAILED")
+    assert code == 2 and "unknown status 'FAILED'" in err and "ERROR" in err
+    assert err.count("\n") == 1
+    assert cli("--status", "error,died")[0] == 0  # any case
+    code, _, err = cli("--last", "0")
+    assert code == 2 and "--last takes a positive number" in err
+    code, _, err = cli("--format", "foo")
+    assert code == 2 and "unknown format 'foo'" in err and "github" in err and "csv" in err
+
+
+def test_all_shows_whole_values(cli) -> None:
+    code, out, err = cli("--all", "--format", "simple", columns=80)
+    assert code == 0, err
+    assert "…" not in out and "optimizer.lr=0.01" in out
+
+
 # -- arguments -----------------------------------------------------------------------
 
 

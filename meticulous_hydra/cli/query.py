@@ -269,11 +269,33 @@ class _Evaluator:
                     )
                 part = _COMPARE[type(op)](left, right)
             else:
-                part = _COMPARE[type(op)](left, right)
+                try:
+                    part = _COMPARE[type(op)](left, right)
+                except TypeError:  # pandas: "Invalid comparison between dtype=float64 and str"
+                    raise QueryError(_mismatch(left_node, left, right_node, right)) from None
             part = self._bool(part)
             result = part if result is None else result & part
             left, left_node = right, right_node
         return result
+
+
+def _kind(value: Any) -> str:
+    if _is_column(value):
+        import pandas as pd  # loaded already: a frame is being filtered
+
+        return "numbers" if pd.api.types.is_numeric_dtype(value.dtype) else "text"
+    return "text" if isinstance(value, str) else "a number"
+
+
+def _mismatch(left_node: ast.AST, left: Any, right_node: ast.AST, right: Any) -> str:
+    """Why two sides can't be compared, and what to write."""
+    sides = (
+        f"{ast.unparse(left_node)} ({_kind(left)}) with {ast.unparse(right_node)} ({_kind(right)})"
+    )
+    text = next((v for v in (left, right) if isinstance(v, str)), None)
+    if text is not None and re.fullmatch(r"[-+]?\d+(\.\d*)?(e[-+]?\d+)?", text):
+        return f"cannot compare {sides}: write {text} for a number"
+    return f"cannot compare {sides}: numbers compare with numbers, text with quoted text"
 
 
 def _lists(value: Any) -> bool:

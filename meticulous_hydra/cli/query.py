@@ -272,30 +272,34 @@ class _Evaluator:
                 try:
                     part = _COMPARE[type(op)](left, right)
                 except TypeError:  # pandas: "Invalid comparison between dtype=float64 and str"
-                    raise QueryError(_mismatch(left_node, left, right_node, right)) from None
+                    raise _mismatch(left_node, left, right_node, right) from None
             part = self._bool(part)
             result = part if result is None else result & part
             left, left_node = right, right_node
         return result
 
 
-def _kind(value: Any) -> str:
-    if _is_column(value):
-        import pandas as pd  # loaded already: a frame is being filtered
-
-        return "numbers" if pd.api.types.is_numeric_dtype(value.dtype) else "text"
-    return "text" if isinstance(value, str) else "a number"
+class _Mismatch(QueryError):
+    """Two sides of a comparison that can't be compared (said with the filter)."""
 
 
-def _mismatch(left_node: ast.AST, left: Any, right_node: ast.AST, right: Any) -> str:
+def _side(node: ast.AST, value: Any) -> str:
+    name = ast.unparse(node)
+    if not _is_column(value):
+        return f"{name} is {'text' if isinstance(value, str) else 'a number'}"
+    import pandas as pd  # loaded already: a frame is being filtered
+
+    numbers = pd.api.types.is_numeric_dtype(value.dtype)
+    return f"{name} holds {'numbers' if numbers else 'lists' if _lists(value) else 'text'}"
+
+
+def _mismatch(left_node: ast.AST, left: Any, right_node: ast.AST, right: Any) -> _Mismatch:
     """Why two sides can't be compared, and what to write."""
-    sides = (
-        f"{ast.unparse(left_node)} ({_kind(left)}) with {ast.unparse(right_node)} ({_kind(right)})"
-    )
+    sides = f"{_side(left_node, left)}, {_side(right_node, right)}"
     text = next((v for v in (left, right) if isinstance(v, str)), None)
     if text is not None and re.fullmatch(r"[-+]?\d+(\.\d*)?(e[-+]?\d+)?", text):
-        return f"cannot compare {sides}: write {text} for a number"
-    return f"cannot compare {sides}: numbers compare with numbers, text with quoted text"
+        return _Mismatch(f"{sides}: write {text} for a number")
+    return _Mismatch(f"{sides}: numbers compare with numbers, text with quoted text")
 
 
 def _lists(value: Any) -> bool:
@@ -368,7 +372,7 @@ def filter_frame(frame: pd.DataFrame, expression: str) -> pd.DataFrame:
         if not isinstance(mask, pd.Series):
             raise QueryError(f"filter {expression!r} does not depend on any column")
         return frame[evaluator._bool(mask)]
-    except _TooLarge as e:
+    except (_TooLarge, _Mismatch) as e:
         raise QueryError(f"cannot evaluate filter {expression!r}: {e}") from None
     except QueryError:
         raise

@@ -143,7 +143,8 @@ def test_a_name_two_columns_share_is_printed_and_typed_whole(
         ("'mlp' == net", "unknown column 'net'; list them with --list-columns"),
         # a section that is not the column's: the column as it is named
         ("config.loss < 1", "unknown column 'config.loss'; did you mean loss?"),
-        ("loss > '1'", "cannot compare loss (numbers) with '1' (text): write 1 for a number"),
+        ("loss > '1'", "loss holds numbers, '1' is text: write 1 for a number"),
+        ("tags > 3", "tags holds lists, 3 is a number: numbers compare with numbers"),
     ],
 )
 def test_a_filter_in_other_habits_says_what_to_write(

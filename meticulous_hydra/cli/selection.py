@@ -123,7 +123,12 @@ def select_rows(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     statuses_known = (*layout.STATUSES, layout.DIED, layout.UNKNOWN)
     for status in statuses:
         if status not in statuses_known:  # else a typo reads as "no such runs"
-            raise UsageError(f"unknown status {status!r}; a run is {', '.join(statuses_known)}")
+            failed = (
+                "; failed runs: --status ERROR,DIED,TIMEOUT" if status.startswith("FAIL") else ""
+            )
+            raise UsageError(
+                f"unknown status {status!r}; a run is {', '.join(statuses_known)}{failed}"
+            )
     if statuses:
         frame = frame[frame["status"].isin(statuses)]
     if args.filter:

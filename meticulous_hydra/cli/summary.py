@@ -438,13 +438,13 @@ def _check_format(fmt: str) -> None:
     from tabulate import tabulate_formats  # ~30 ms: only for the other table formats
 
     if fmt not in tabulate_formats:
-        every = [
-            *_EXTRA_FORMATS,
-            *FAST_FORMATS,
-            *(f for f in tabulate_formats if f not in FAST_FORMATS),
-        ]
-        close = difflib.get_close_matches(fmt, every, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(every)}"
+        ours = [*_EXTRA_FORMATS, *FAST_FORMATS]
+        close = difflib.get_close_matches(fmt, [*ours, *tabulate_formats], n=1)
+        hint = (
+            f"did you mean {close[0]}?"
+            if close
+            else f"use {', '.join(ours)} or another of tabulate's (grid, pipe, latex, html, ...)"
+        )
         raise UsageError(f"unknown format {fmt!r}; {hint}")
 
 

@@ -22,6 +22,7 @@ RecordingError itself, which reaches the caller.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import secrets
@@ -47,7 +48,7 @@ from meticulous_hydra.recorder.environment import command_argv, global_rank
 from meticulous_hydra.recorder.experiment import Experiment
 from meticulous_hydra.recorder.gitstate import entry_code_dir, read_git_state
 from meticulous_hydra.recorder.hooks import status_from_exception
-from meticulous_hydra.recorder.pending import PendingRun
+from meticulous_hydra.recorder.pending import PendingRun, end_abandoned
 from meticulous_hydra.recorder.redact import DEFAULT_PATTERNS, Redactor
 
 from .hydra_compose import set_by_app, take_switch
@@ -377,6 +378,7 @@ class MeticulousCallback(Callback):
         if self._git is not None:
             self._keep_diff(root, sweep_id)
         self._sweep_root = str(root)
+        atexit.register(self._end_abandoned)  # a sweep that does not reach its end
         if set_by_app(config, "hydra.sweep.subdir", kwargs.get("config_name"), multirun=True):
             return
         _register_resolvers()
@@ -396,7 +398,34 @@ class MeticulousCallback(Callback):
         except OSError as e:
             raise RecordingError(f"cannot keep the diff in {path}: {e.strerror or e}") from e
 
+    def _end_abandoned(self) -> None:
+        """As a launcher exits before its sweep's end (a Ctrl-C, a failed job):
+        the jobs it killed before they could record their end (joblib's
+        workers) end INTERRUPTED, never RUNNING read as DIED."""
+        if self._sweep is None or self._sweep_root is None:
+            return
+        root = Path(self._sweep_root)
+        links = root / layout.SWEEPS_DIR / self._sweep["id"]
+        try:
+            names = [n for n in os.listdir(links) if layout.is_numbered(n)]
+        except OSError:
+            return
+        folders = [(links / n).resolve() for n in names]
+        cause = getattr(sys, "last_value", None)  # the exception ending the launcher
+        if isinstance(cause, KeyboardInterrupt):
+            why = "KeyboardInterrupt: the sweep was interrupted"
+        elif cause is not None:
+            first = (str(cause).splitlines() or [""])[0]
+            why = f"the sweep stopped ({type(cause).__name__}: {first})"
+        else:
+            why = "the sweep's launcher exited"
+        end_abandoned(
+            (f for f in folders if layout.inside(root, f)),
+            f"{why}, and its launcher ended this job before it could record its end",
+        )
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        atexit.unregister(self._end_abandoned)
         kept = getattr(self._git, "diff_file", None)
         if kept:  # every job has its own link to it now
             try:

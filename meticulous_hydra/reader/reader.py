@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from meticulous_hydra import layout
 from meticulous_hydra.exceptions import NotSerializable, ReadWarning
 from meticulous_hydra.recorder import organise
-from meticulous_hydra.recorder.environment import hostname
+from meticulous_hydra.recorder.environment import hostname, pid_alive
 
 from . import cache as frame_cache
 from . import metrics
@@ -117,21 +117,6 @@ def _flatten_apart(
             n += 1
             unique = f"{name}~{n}"
         out[unique] = value
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            # a zombie has exited and only waits for its parent to reap it
-            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
-    except OSError:
-        return True
 
 
 _TRACEBACK = "Traceback (most recent call last):"
@@ -360,7 +345,7 @@ class ExperimentReader:
         stale = time.time() - beat > self.died_after
         pid = meta.get("pid")
         if meta.get("host") == _HOST and type(pid) is int and 0 < pid < _PID_LIMIT:
-            return stale or not _pid_alive(pid)
+            return stale or not pid_alive(pid)
         return stale  # another host, or no pid to ask about: the heartbeat tells
 
     @property

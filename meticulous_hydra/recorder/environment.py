@@ -38,6 +38,22 @@ def hostname() -> str:
     return socket.gethostname()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # a zombie has exited and only waits for its parent to reap it
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
 def username() -> str:
     try:
         return getpass.getuser()

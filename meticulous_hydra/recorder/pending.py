@@ -8,13 +8,15 @@ never a folder no one lists."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from meticulous_hydra import layout
 
 from . import hooks
+from .environment import hostname, pid_alive
 from .hooks import status_from_exception
 
 NOT_STARTED = "the process ended before the run started recording"
@@ -89,3 +91,30 @@ class PendingRun:
 
     def __repr__(self) -> str:
         return f"PendingRun({str(self.folder)!r})"
+
+
+def end_abandoned(folders: Iterable[Path], detail: str) -> list[Path]:
+    """End INTERRUPTED, with ``detail``, the runs among ``folders`` that a
+    process of this host left RUNNING and is gone: a sweep's jobs that its
+    launcher killed as the sweep itself stopped (joblib kills its workers at a
+    Ctrl-C or a failed job, sometimes before they could write their end).
+    A run whose process lives, or ran on another host, is left as it is.
+    The folders ended."""
+    host, ended = hostname(), []
+    for folder in folders:
+        try:
+            status, _ = layout.parse_status(layout.read_file(folder / layout.STATUS).decode())
+            metadata = json.loads(layout.read_file(folder / layout.METADATA))
+        except (OSError, ValueError, RecursionError):
+            continue  # not a run that started, or one this can't read: as it is
+        if status != layout.RUNNING or not isinstance(metadata, dict):
+            continue
+        pid = metadata.get("pid")
+        if metadata.get("host") != host or type(pid) is not int or not 0 < pid < 2**31:
+            continue
+        if pid_alive(pid):
+            continue
+        with contextlib.suppress(OSError):  # never crash a launcher that is ending
+            layout.write_status(folder / layout.STATUS, layout.INTERRUPTED, detail)
+            ended.append(folder)
+    return ended

@@ -16,6 +16,7 @@ import yaml
 from helpers import (
     in_mount_namespace,
     make_repo,
+    metadata_of,
     run_python,
     start_blocked,
     status_of,
@@ -235,6 +236,59 @@ def test_interrupted_runs_end_interrupted(
         assert status == "INTERRUPTED"
         assert ("SIGTERM" if signum == signal.SIGTERM else "KeyboardInterrupt") in detail
         assert ExperimentReader(folder).status == "INTERRUPTED"
+
+
+KILLED_BY_ITS_LAUNCHER_APP = """
+import os, signal
+import hydra, meticulous_hydra
+
+@hydra.main(version_base="1.3", config_path=None, config_name=None)
+def main(cfg):
+    if cfg.x == 1:
+        # this job's process ignores Ctrl-C: only its launcher ends it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        open("started", "w").close()  # a FIFO: job 2 goes on once job 1 is here
+    else:
+        open("started").close()
+    print("ready", flush=True)
+    with open(os.environ["BLOCK_FIFO"]) as f:  # blocks until the end
+        f.read()
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_job_its_launcher_kills_at_a_ctrl_c_ends_interrupted(tmp_path: Path) -> None:
+    # joblib kills its workers at a Ctrl-C, at times before one had handled its
+    # own (seen once in CI): its run was left RUNNING, read as DIED. Here job 1
+    # ignores SIGINT, so that only its launcher ends it, every time.
+    app = make_repo(
+        tmp_path / "app",
+        {"app.py": KILLED_BY_ITS_LAUNCHER_APP, ".gitignore": "multirun/\nfifo\nstarted\n"},
+    )
+    args = ["app.py", "-m", "hydra/callbacks=meticulous", "hydra/launcher=joblib"]
+    os.mkfifo(app / "started")
+    proc = start_blocked(app, [*args, "hydra.launcher.n_jobs=2", "+x=1,2"])
+    with watchdog(proc):
+        seen = ""
+        while seen.count("ready") < 2:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            seen += line
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGINT, err
+    folders = sorted(p for p in (app / "experiments").iterdir() if p.name.isdigit())
+    by_job = {metadata_of(f)["sweep"]["job_num"]: f for f in folders}
+    status, detail = status_of(by_job[0])  # x=1: ended by its launcher
+    assert (status, detail.strip()) == (
+        "INTERRUPTED",
+        "KeyboardInterrupt: the sweep was interrupted, and its launcher ended this job "
+        "before it could record its end",
+    )
+    status, detail = status_of(by_job[1])  # x=2: ended by its own Ctrl-C
+    assert status == "INTERRUPTED" and detail.startswith("KeyboardInterrupt"), detail
 
 
 # -- disks that fail -------------------------------------------------------------------------

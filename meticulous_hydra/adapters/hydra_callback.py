@@ -399,9 +399,13 @@ class MeticulousCallback(Callback):
             raise RecordingError(f"cannot keep the diff in {path}: {e.strerror or e}") from e
 
     def _end_abandoned(self) -> None:
-        """As a launcher exits before its sweep's end (a Ctrl-C, a failed job):
-        the jobs it killed before they could record their end (joblib's
-        workers) end INTERRUPTED, never RUNNING read as DIED."""
+        """As a launcher exits on a Ctrl-C before its sweep's end: the jobs it
+        killed before they could record their end (joblib's workers) end
+        INTERRUPTED, never RUNNING read as DIED. Only then: a job that died
+        while its launcher went on was not ended by it (a SIGKILL, then a
+        requeue that resumes it), and keeps what it wrote."""
+        if not isinstance(getattr(sys, "last_value", None), KeyboardInterrupt):
+            return  # the exception that ended this process, if one did
         if self._sweep is None or self._sweep_root is None:
             return
         root = Path(self._sweep_root)
@@ -411,17 +415,10 @@ class MeticulousCallback(Callback):
         except OSError:
             return
         folders = [(links / n).resolve() for n in names]
-        cause = getattr(sys, "last_value", None)  # the exception ending the launcher
-        if isinstance(cause, KeyboardInterrupt):
-            why = "KeyboardInterrupt: the sweep was interrupted"
-        elif cause is not None:
-            first = (str(cause).splitlines() or [""])[0]
-            why = f"the sweep stopped ({type(cause).__name__}: {first})"
-        else:
-            why = "the sweep's launcher exited"
         end_abandoned(
             (f for f in folders if layout.inside(root, f)),
-            f"{why}, and its launcher ended this job before it could record its end",
+            "KeyboardInterrupt: the sweep was interrupted, and its launcher ended this job "
+            "before it could record its end",
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -96,8 +96,8 @@ class PendingRun:
 def end_abandoned(folders: Iterable[Path], detail: str) -> list[Path]:
     """End INTERRUPTED, with ``detail``, the runs among ``folders`` that a
     process of this host left RUNNING and is gone: a sweep's jobs that its
-    launcher killed as the sweep itself stopped (joblib kills its workers at a
-    Ctrl-C or a failed job, sometimes before they could write their end).
+    launcher killed as the sweep itself was interrupted (joblib kills its
+    workers at a Ctrl-C, at times before they could write their end).
     A run whose process lives, or ran on another host, is left as it is.
     The folders ended."""
     host, ended = hostname(), []
